@@ -1,0 +1,106 @@
+"""AdaptFormer, the SANSA paper's adapter: a bottleneck MLP parallel to each block's MLP.
+
+In every Hiera block of the chosen stages (the last two by default) the block computes
+``x = x + mlp(norm2(x)) + adapter(x)`` where ``x`` is the residual stream after attention and
+``adapter(x) = up(relu(down(norm(x)))) * 0.1``. The up projection starts at zero, so a fresh
+adapter is an exact no-op. The bottleneck is ``int(block.dim * ratio)`` with ``block.dim`` the
+block's input width, as in the authors' models (9,898,385 parameters on Hiera-L at ratio 0.3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sansa_cli.adapters.base import AdapterStrategy, block_path, stage_blocks
+from sansa_cli.errors import UserInputError
+
+
+class AdaptFormerAdapter(nn.Module):
+    """LayerNorm -> Linear(dim, b) -> ReLU -> Linear(b, dim) -> * scale, zero at init."""
+
+    def __init__(self, dim: int, bottleneck: int, scale: float = 0.1):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.down_proj = nn.Linear(dim, bottleneck)
+        self.up_proj = nn.Linear(bottleneck, dim)
+        self.scale = scale
+        nn.init.kaiming_uniform_(self.down_proj.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.down_proj.bias)
+        nn.init.zeros_(self.up_proj.weight)
+        nn.init.zeros_(self.up_proj.bias)
+        self._stream: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up_proj(F.relu(self.down_proj(self.norm(x)))) * self.scale
+
+
+def _attach(block: nn.Module, adapter: AdaptFormerAdapter) -> None:
+    """Run ``adapter`` beside ``block.mlp`` on the stream that enters ``block.norm2``.
+
+    Hooks keep sam2's own block forward: the pre-hook on norm2 keeps its input, the hook on the
+    MLP adds the adapter's output to the MLP's (both are inside the same residual sum).
+    """
+    block.adapter = adapter
+
+    def keep_stream(_module, args):
+        adapter._stream = args[0]
+
+    def add_adapter(_module, _args, output):
+        stream, adapter._stream = adapter._stream, None
+        return output + adapter(stream)
+
+    block.norm2.register_forward_pre_hook(keep_stream)
+    block.mlp.register_forward_hook(add_adapter)
+
+
+class AdaptFormer(AdapterStrategy):
+    """AdaptFormer adapters in the last Hiera stages (the SANSA paper's choice)."""
+
+    name = "adaptformer"
+
+    @dataclass
+    class Config:
+        bottleneck: float = field(
+            default=0.3,
+            metadata={"help": "Bottleneck ratio: width = int(block input dim * ratio)."},
+        )
+        stages: tuple[int, ...] = field(
+            default=(2, 3), metadata={"help": "0-based Hiera stages that get adapters."}
+        )
+        scale: float = field(default=0.1, metadata={"help": "Fixed output scale."})
+
+        def __post_init__(self):
+            self.stages = tuple(int(s) for s in self.stages)
+            if not 0 < self.bottleneck <= 4:
+                raise UserInputError(
+                    f"bottleneck ratio {self.bottleneck} is out of range; use a value in (0, 4], "
+                    "for example 0.3"
+                )
+
+    def inject(self, model: nn.Module) -> None:
+        for index, block in stage_blocks(model, self.config.stages):
+            if hasattr(block, "adapter"):
+                raise UserInputError(f"Hiera block {index} already has an adapter")
+            width = int(block.dim * self.config.bottleneck)
+            if width < 1:
+                raise UserInputError(
+                    f"bottleneck ratio {self.config.bottleneck} gives an empty bottleneck on "
+                    f"block {index} (dim {block.dim}); use a larger ratio"
+                )
+            adapter = AdaptFormerAdapter(block.dim_out, width, self.config.scale)
+            ref = next(block.parameters())
+            _attach(block, adapter.to(device=ref.device, dtype=ref.dtype))
+
+    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        found = {}
+        for index, block in stage_blocks(model, self.config.stages):
+            adapter = getattr(block, "adapter", None)
+            if isinstance(adapter, AdaptFormerAdapter):
+                for name, param in adapter.named_parameters():
+                    found[f"{block_path(index)}.adapter.{name}"] = param
+        return found

@@ -1,0 +1,86 @@
+"""The contract every adapter strategy follows, and helpers to find Hiera blocks by stage.
+
+A strategy is a class with a ``name``, a ``Config`` dataclass (fields carry ``help`` metadata
+that the CLI shows) and two methods: ``inject(model)`` attaches its modules to a stock SAM2
+without touching sam2's source, and ``parameters(model)`` returns the parameters it trains,
+keyed by their stock SAM2 module paths. :func:`apply_strategy` freezes everything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, ClassVar
+
+from torch import nn
+
+from sansa_cli.errors import UserInputError
+
+
+class AdapterStrategy:
+    """Base class of adapter strategies; subclasses set ``name`` and ``Config``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def from_options(cls, **options: Any) -> "AdapterStrategy":
+        """Build from keyword options (None values keep the defaults); unknown keys are errors."""
+        fields = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(k for k in options if k not in fields)
+        if unknown:
+            raise UserInputError(
+                f"adapter '{cls.name}' has no option {', '.join(unknown)}; "
+                f"its options are: {', '.join(sorted(fields))}"
+            )
+        given = {k: v for k, v in options.items() if v is not None}
+        return cls(cls.Config(**given))
+
+    def config_json(self) -> str:
+        """The full config as one JSON value (stored in adapter files)."""
+        return json.dumps(dataclasses.asdict(self.config), sort_keys=True)
+
+    def inject(self, model: nn.Module) -> None:
+        raise NotImplementedError
+
+    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        raise NotImplementedError
+
+
+def apply_strategy(model: nn.Module, strategy: AdapterStrategy) -> dict[str, nn.Parameter]:
+    """Inject ``strategy`` into ``model``, freeze all else; return the trainable parameters."""
+    strategy.inject(model)
+    trainable = strategy.parameters(model)
+    if not trainable:
+        raise UserInputError(f"adapter '{strategy.name}' matched no module of this SAM2 model")
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for param in trainable.values():
+        param.requires_grad_(True)
+    return trainable
+
+
+def stage_blocks(model: nn.Module, stages: tuple[int, ...]) -> list[tuple[int, nn.Module]]:
+    """(block index, block) of every Hiera block in the given 0-based stages, in order."""
+    trunk = model.image_encoder.trunk
+    ends = list(trunk.stage_ends)
+    bad = [s for s in stages if not 0 <= s < len(ends)]
+    if bad or not stages:
+        raise UserInputError(
+            f"stages {list(stages)} do not exist in this Hiera; "
+            f"choose from 0..{len(ends) - 1} (for example --stages 2,3)"
+        )
+    starts = [0] + [e + 1 for e in ends[:-1]]
+    return [
+        (i, trunk.blocks[i])
+        for s in sorted(set(stages))
+        for i in range(starts[s], ends[s] + 1)
+    ]
+
+
+def block_path(index: int) -> str:
+    """The stock SAM2 module path of Hiera block ``index``."""
+    return f"image_encoder.trunk.blocks.{index}"

@@ -1,0 +1,52 @@
+"""The ``sansa`` application: joins the command modules and turns errors into one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from sansa_cli.errors import SansaError
+
+app = typer.Typer(
+    name="sansa",
+    help="Few-shot segmentation with SAM2 (SANSA): mark an object in a reference image, "
+    "get the same kind of object segmented in new images.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+
+def _register() -> None:
+    from sansa_cli.cli import info, predict
+
+    app.command("predict", no_args_is_help=True)(predict.predict)
+    app.command("info")(info.info)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point: domain errors print ``error: ...`` and exit 1 (2 for bad usage).
+
+    Set ``SANSA_DEBUG=1`` to see the full traceback instead.
+    """
+    try:
+        app()
+    except SansaError as exc:
+        if os.environ.get("SANSA_DEBUG"):
+            raise
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except MemoryError:
+        _fail("out of memory; lower --batch-size or use a smaller --sam2", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -84,3 +84,11 @@ def stage_blocks(model: nn.Module, stages: tuple[int, ...]) -> list[tuple[int, n
 def block_path(index: int) -> str:
     """The stock SAM2 module path of Hiera block ``index``."""
     return f"image_encoder.trunk.blocks.{index}"
+
+
+def build_strategy(name: str, options: dict[str, Any] | None = None) -> AdapterStrategy:
+    """The registered strategy ``name`` configured with ``options`` (CLI or config-file values)."""
+    from sansa_cli import registry
+
+    cls = registry.load("adapter", name)
+    return cls.from_options(**(options or {}))

@@ -52,3 +52,48 @@ DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run.")]
 PrecisionOpt = Annotated[
     Precision, typer.Option("--precision", help="Autocast precision (bf16 is ~2x faster on CPU).")
 ]
+
+
+AdapterName = Annotated[
+    Optional[str],
+    typer.Option("--adapter", help="Adapter strategy (see `sansa info`): adaptformer, lora, ...",
+                 show_default=False),
+]
+Bottleneck = Annotated[
+    Optional[float],
+    typer.Option("--bottleneck", help="Bottleneck ratio (adaptformer, mona).", show_default=False),
+]
+Stages = Annotated[
+    Optional[str],
+    typer.Option("--stages", help="0-based Hiera stages to adapt, e.g. 2,3.", show_default=False),
+]
+Rank = Annotated[Optional[int], typer.Option("--rank", help="LoRA rank.", show_default=False)]
+Alpha = Annotated[Optional[float], typer.Option("--alpha", help="LoRA alpha.", show_default=False)]
+AdapterOptions = Annotated[
+    Optional[list[str]],
+    typer.Option("--adapter-option", help="Any other strategy option as KEY=VALUE (repeatable).",
+                 show_default=False),
+]
+
+
+def adapter_options(bottleneck=None, stages=None, rank=None, alpha=None, extra=None) -> dict:
+    """Collect the strategy options given on the command line (unset ones are left out)."""
+    import json
+
+    from sansa_cli.errors import UserInputError
+
+    options = {"bottleneck": bottleneck, "rank": rank, "alpha": alpha}
+    if stages is not None:
+        try:
+            options["stages"] = tuple(int(s) for s in stages.split(",") if s.strip())
+        except ValueError:
+            raise UserInputError(f"--stages {stages!r} is not a list of integers; use e.g. 2,3")
+    for item in extra or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"--adapter-option {item!r} is not KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return {k: v for k, v in options.items() if v is not None}

@@ -1,0 +1,16 @@
+"""sansa: few-shot segmentation with SAM2 (SANSA, NeurIPS 2025).
+
+``from sansa_cli import load_model`` is the library entry point. Importing this package stays
+cheap: torch and sam2 are imported only when a model is loaded.
+"""
+
+__version__ = "0.1.0"
+__all__ = ["load_model", "__version__"]
+
+
+def __getattr__(name):
+    if name == "load_model":
+        from sansa_cli.loading import load_model
+
+        return load_model
+    raise AttributeError(f"module 'sansa_cli' has no attribute {name!r}")

@@ -1,0 +1,169 @@
+"""Reading images and masks the way users hand them over, and SAM2's preprocessing.
+
+Images and masks may be paths, PIL images or numpy arrays. EXIF orientation is applied to both
+alike; grayscale, RGBA, palette and 16-bit files are handled. A mask's object is its non-zero
+pixels; a mask with many grey levels (a JPEG, a soft mask) is thresholded at half its range.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sansa_cli.errors import MissingFileError, UserInputError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_MODES = ("pil-bicubic", "antialias-bilinear")
+
+ImageLike = Union[str, Path, Image.Image, np.ndarray]
+
+
+def describe(src: Any) -> str:
+    return str(src) if isinstance(src, (str, Path)) else f"<{type(src).__name__}>"
+
+
+def _open(src: ImageLike, what: str) -> Image.Image:
+    if isinstance(src, Image.Image):
+        return ImageOps.exif_transpose(src)
+    if isinstance(src, np.ndarray):
+        return Image.fromarray(_to_uint8(src) if src.dtype not in (np.uint8, bool) else src)
+    path = Path(src)
+    if not path.is_file():
+        raise MissingFileError(f"{what} {path} does not exist; check the path")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise UserInputError(f"{what} {path} cannot be read as an image ({exc}); re-export it") from exc
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale any numeric array into 0..255 (16-bit and float images)."""
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        top = 1.0 if array.size and float(np.nanmax(array)) <= 1.0 else 255.0
+        return np.clip(np.nan_to_num(array) / top * 255.0, 0, 255).astype(np.uint8)
+    top = 65535 if array.size and array.max() > 255 else 255
+    return (array.astype(np.float64) / top * 255.0).round().astype(np.uint8)
+
+
+def load_image(src: ImageLike) -> Image.Image:
+    """An RGB PIL image, upright (EXIF applied), from any supported input."""
+    img = _open(src, "image")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        img = Image.fromarray(_to_uint8(np.asarray(img)))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    return img.convert("RGB")
+
+
+def load_mask(src: ImageLike, what: str = "mask") -> np.ndarray:
+    """A boolean HxW mask, upright, from any supported input (see the module docstring)."""
+    if isinstance(src, np.ndarray) and src.dtype == bool:
+        array = src
+    else:
+        img = _open(src, what)
+        if img.mode == "P":
+            array = np.asarray(img)  # palette indices: 0 is background
+        elif img.mode in ("RGBA", "LA"):
+            bands = np.asarray(img)
+            alpha = bands[..., -1]
+            array = alpha if alpha.min() < alpha.max() else bands[..., :-1].max(axis=-1)
+        else:
+            array = np.asarray(img)
+            if array.ndim == 3:
+                array = array.max(axis=-1)
+        array = _binarize(array)
+    if array.ndim != 2:
+        raise UserInputError(f"{what} {describe(src)} is not a 2-D mask (shape {array.shape})")
+    return array.astype(bool)
+
+
+def _binarize(array: np.ndarray) -> np.ndarray:
+    values = np.unique(array)
+    if len(values) <= 16:  # a label image: any non-zero value is the object
+        return array > 0
+    return array > (float(values.max()) + float(values.min())) / 2.0
+
+
+def reference_pair(image: ImageLike, mask: ImageLike) -> tuple[Image.Image, np.ndarray]:
+    """Load a reference image and mask; sizes must agree and the mask must not be empty."""
+    img = load_image(image)
+    m = load_mask(mask)
+    if m.shape != (img.height, img.width):
+        raise UserInputError(
+            f"mask {describe(mask)} is {m.shape[1]}x{m.shape[0]} but image {describe(image)} is "
+            f"{img.width}x{img.height}; give the mask of that image at the same size"
+        )
+    if not m.any():
+        raise UserInputError(
+            f"mask {describe(mask)} is empty (no object pixels); mark the object in it"
+        )
+    return img, m
+
+
+def preprocess(img: Image.Image, size: int, resize: str = "pil-bicubic"):
+    """A float tensor [3, size, size]: square resize (aspect not kept), ImageNet normalisation.
+
+    ``pil-bicubic`` is what SAM2's video predictor does; ``antialias-bilinear`` is what the
+    SANSA authors' release does with tensors.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    if resize == "pil-bicubic":
+        array = np.asarray(img.resize((size, size)), dtype=np.float32) / 255.0
+        tensor = torch.from_numpy(array).permute(2, 0, 1)
+    elif resize == "antialias-bilinear":
+        tensor = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        tensor = F.interpolate(tensor[None], size=(size, size), mode="bilinear",
+                               align_corners=False, antialias=True)[0]
+    else:
+        raise UserInputError(f"unknown resize mode {resize!r}; use one of {', '.join(RESIZE_MODES)}")
+    return (tensor - mean) / std
+
+
+def mask_to_input(mask: np.ndarray, size: int):
+    """A reference mask as SAM2 takes it: [1, size, size] float 0/1, resized as the video
+    predictor does (bilinear with antialiasing, then >= 0.5)."""
+    import torch
+    import torch.nn.functional as F
+
+    m = torch.from_numpy(mask.astype(np.float32))[None, None]
+    if m.shape[-2:] != (size, size):
+        m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=True)
+        m = (m >= 0.5).float()
+    return m[0]
+
+
+def list_targets(paths: list[str | Path]) -> list[Path]:
+    """Expand targets (images or directories of images) into image paths, in a stable order."""
+    found: list[Path] = []
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise UserInputError(
+                    f"directory {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                    "point at a folder of images"
+                )
+            found.extend(images)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise MissingFileError(f"target {path} does not exist; check the path")
+    return found

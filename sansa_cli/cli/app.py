@@ -35,8 +35,10 @@ def main() -> None:
 
     Set ``SANSA_DEBUG=1`` to see the full traceback instead.
     """
+    from sansa_cli.cli.predict import expand_ref_pairs
+
     try:
-        app()
+        app(args=expand_ref_pairs(sys.argv[1:]), prog_name="sansa")
     except SansaError as exc:
         if os.environ.get("SANSA_DEBUG"):
             raise

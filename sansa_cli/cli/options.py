@@ -97,3 +97,19 @@ def adapter_options(bottleneck=None, stages=None, rank=None, alpha=None, extra=N
         except json.JSONDecodeError:
             options[key.strip()] = value
     return {k: v for k, v in options.items() if v is not None}
+
+
+AdaptersOrDefault = Annotated[
+    Optional[str],
+    typer.Option(
+        "--adapters",
+        help="Adapter file (.safetensors), or 'none' for frozen SAM2 (the paper's baseline). "
+        "Default: the authors' universal model, fetched and converted on first use.",
+        show_default=False,
+    ),
+]
+AllowBaseMismatch = Annotated[
+    bool,
+    typer.Option("--allow-base-mismatch",
+                 help="Use adapters even if they were trained on another base checkpoint."),
+]

@@ -1,0 +1,147 @@
+"""The work behind ``sansa predict``: validate everything, then segment with a progress bar."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sansa_cli.errors import UserInputError
+
+
+@dataclass
+class PredictJob:
+    references: list[tuple[Path, Path]]
+    targets: list[Path]
+    out: Path | None = None
+    overlay: bool = False
+    json: bool = False
+    adapters: str | None = None
+    sam2: str | None = None
+    sam2_checkpoint: Path | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 4
+    allow_base_mismatch: bool = False
+
+
+def _adapter_path(value: str | None) -> Path | None:
+    if value is not None and value.lower() == "none":
+        return None
+    if value is None:
+        from sansa_cli.default_model import ensure_default_adapters
+
+        return ensure_default_adapters()
+    return Path(value)
+
+
+def _check_targets(targets: list[Path]) -> None:
+    """Open every target's header now, so a broken file fails before any work is done."""
+    from PIL import Image, UnidentifiedImageError
+
+    for target in targets:
+        try:
+            with Image.open(target):
+                pass
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UserInputError(f"target {target} cannot be read as an image ({exc}); "
+                                 "remove or re-export it") from exc
+
+
+def run_predict(job: PredictJob) -> None:
+    """Run a prediction job end to end; writes nothing unless every input checks out."""
+    from rich.console import Console
+
+    from sansa_cli.images import list_targets, reference_pair
+    from sansa_cli.outputs import output_paths
+
+    console = Console(stderr=True)
+    for image, mask in job.references:  # fail fast, before any model is built
+        reference_pair(image, mask)
+    targets = list_targets(job.targets)
+    _check_targets(targets)
+    inputs = [p for pair in job.references for p in pair] + targets
+    plan = output_paths(job.out, targets, inputs, job.overlay) if job.out else {}
+    if job.out is None and (job.overlay or job.json):
+        raise UserInputError("--overlay and --json write files: add --out DIR")
+
+    from sansa_cli.loading import load_model
+
+    model = load_model(sam2=job.sam2, checkpoint=job.sam2_checkpoint,
+                       adapters=_adapter_path(job.adapters), device=job.device,
+                       precision=job.precision, batch_size=job.batch_size,
+                       allow_base_mismatch=job.allow_base_mismatch)
+    start = time.perf_counter()
+    memory = model.encode_references(job.references)
+    results = _segment_with_progress(model, memory, targets, plan, job, console)
+    summary = _summary(job, model, targets, results, time.perf_counter() - start)
+    if job.json and job.out:
+        from sansa_cli.outputs import write_json
+
+        write_json(job.out / "predictions.json", summary)
+    _print_table(Console(), summary, job.out)
+
+
+def _segment_with_progress(model, memory, targets, plan, job, console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from sansa_cli.images import load_image
+    from sansa_cli.outputs import write_mask, write_overlay
+
+    results = []
+    columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("targets", total=len(targets))
+        for target, result in zip(targets, model.segment(
+                memory, targets, on_batch=lambda n: progress.update(task, advance=n))):
+            if target in plan:
+                mask_path, overlay_path = plan[target]
+                write_mask(mask_path, result.mask)
+                if overlay_path is not None:
+                    write_overlay(overlay_path, load_image(target), result.mask, _caption(result))
+            results.append(result)
+    return results
+
+
+def _caption(result) -> str:
+    text = f"predicted IoU {result.iou:.2f}"
+    if result.object_score is not None:
+        text += f"  object present {result.object_score:.2f}"
+    return text
+
+
+def _summary(job, model, targets, results, seconds) -> dict:
+    return {
+        "references": [{"image": str(i), "mask": str(m)} for i, m in job.references],
+        "sam2": model.base_name,
+        "adapters": getattr(model.strategy, "name", None),
+        "device": str(model.device),
+        "precision": model.precision,
+        "seconds_total": round(seconds, 3),
+        "targets": [
+            {"image": str(t), "mask": f"{t.stem}.png" if job.out else None,
+             "iou": round(r.iou, 4),
+             "object_score": None if r.object_score is None else round(r.object_score, 4),
+             "mask_area": r.area, "mask_fraction": round(r.area / r.mask.size, 4),
+             "height": int(r.mask.shape[0]), "width": int(r.mask.shape[1]),
+             "seconds": round(r.seconds, 4)}
+            for t, r in zip(targets, results)
+        ],
+    }
+
+
+def _print_table(console, summary, out) -> None:
+    from rich.table import Table
+
+    rows = summary["targets"]
+    table = Table(title=f"{len(rows)} targets in {summary['seconds_total']:.1f} s")
+    for column in ("target", "IoU", "present", "area %"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for row in rows[:20]:
+        score = "-" if row["object_score"] is None else f"{row['object_score']:.2f}"
+        table.add_row(Path(row["image"]).name, f"{row['iou']:.2f}", score,
+                      f"{100 * row['mask_fraction']:.1f}")
+    if len(rows) > 20:
+        table.caption = f"... and {len(rows) - 20} more"
+    console.print(table)
+    console.print(f"masks written to {out}" if out else "pass --out DIR to save the masks")

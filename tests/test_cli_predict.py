@@ -1,0 +1,122 @@
+"""``sansa predict`` end to end on the tiny model, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.cli_helpers import assert_one_line_error, run_sansa
+from tests.conftest import TINY_YAML, blob_image, blob_mask
+
+
+@pytest.fixture()
+def base_args(tiny_checkpoint):
+    return ["--sam2", TINY_YAML, "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"]
+
+
+def test_predict_writes_masks_overlays_and_summary(scene, base_args, capsys, monkeypatch):
+    (r0, m0), (r1, m1) = scene["refs"][:2]
+    out = scene["dir"] / "out"
+    code, stdout, err = run_sansa(
+        ["predict", r0, m0, scene["dir"] / "targets", "--ref", r1, m1, "--out", out,
+         "--overlay", "--json", "--adapters", "none", "--batch-size", "3", *base_args],
+        capsys, monkeypatch)
+    assert code == 0, err
+    for target in scene["targets"]:
+        mask = np.asarray(Image.open(out / f"{target.stem}.png"))
+        with Image.open(target) as img:
+            assert mask.shape == (img.height, img.width)
+        assert set(np.unique(mask)) <= {0, 255}
+        assert (out / f"{target.stem}_overlay.png").is_file()
+    summary = json.loads((out / "predictions.json").read_text())
+    assert len(summary["references"]) == 2
+    assert [t["mask"] for t in summary["targets"]] == [f"{t.stem}.png" for t in scene["targets"]]
+    assert all(0 <= t["object_score"] <= 1 for t in summary["targets"])
+    assert "targets" in stdout
+    assert not list(out.glob("*.part"))
+
+
+def test_python_api_matches_cli_masks(scene, tiny_checkpoint, capsys, monkeypatch):
+    from sansa_cli import load_model
+
+    model = load_model(sam2=str(TINY_YAML), checkpoint=tiny_checkpoint, device="cpu")
+    ref_img, ref_mask = scene["refs"][0]
+    pil_ref = Image.open(ref_img)
+    array_mask = np.asarray(Image.open(ref_mask)) > 0
+    results = model.predict(references=[(pil_ref, array_mask)], targets=scene["targets"][:2])
+    out = scene["dir"] / "api"
+    code, _, err = run_sansa(["predict", ref_img, ref_mask, *scene["targets"][:2], "--out", out,
+                              "--adapters", "none", "--sam2", TINY_YAML,
+                              "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"],
+                             capsys, monkeypatch)
+    assert code == 0, err
+    for target, result in zip(scene["targets"], results):
+        assert result.mask.dtype == bool
+        written = np.asarray(Image.open(out / f"{target.stem}.png")) > 0
+        np.testing.assert_array_equal(written, result.mask)
+
+
+def _bad(scene, tmp_path):
+    ref, mask = scene["refs"][0]
+    wrong_size = blob_mask(tmp_path / "small_mask.png", size=(30, 30))
+    empty = tmp_path / "empty.png"
+    Image.fromarray(np.zeros((80, 96), np.uint8)).save(empty)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    no_images = tmp_path / "no_images"
+    no_images.mkdir()
+    (no_images / "notes.txt").write_text("x")
+    target = scene["targets"][0]
+    return {
+        "missing reference": ([tmp_path / "nope.png", mask, target], "does not exist"),
+        "unreadable mask": ([ref, broken, target], "cannot be read"),
+        "mask of another size": ([ref, wrong_size, target], "30x30"),
+        "empty mask": ([ref, empty, target], "empty"),
+        "folder without images": ([ref, mask, no_images], "holds no images"),
+        "broken target": ([ref, mask, broken], "cannot be read"),
+        "output over an input": ([ref, mask, target, "--out", target.parent], "overwrite"),
+        "unknown sam2 name": ([ref, mask, target, "--sam2", "sam3_hiera_huge"], "unknown SAM2"),
+        "missing adapter file": ([ref, mask, target, "--adapters", tmp_path / "a.safetensors"],
+                                 "does not exist"),
+    }
+
+
+CASES = ["missing reference", "unreadable mask", "mask of another size", "empty mask",
+         "folder without images", "broken target", "output over an input", "unknown sam2 name",
+         "missing adapter file"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_clear_line(case, scene, tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    args, fragment = _bad(scene, tmp_path)[case]
+    if "--sam2" not in args:
+        args = [*args, "--sam2", TINY_YAML]
+    if "--adapters" not in args:
+        args = [*args, "--adapters", "none"]
+    before = sorted(p for p in tmp_path.rglob("*"))
+    code, _, err = run_sansa(["predict", *args, "--sam2-checkpoint", tiny_checkpoint],
+                             capsys, monkeypatch)
+    assert_one_line_error(code, err, fragment)
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_bad_flag_is_a_usage_error(scene, capsys, monkeypatch):
+    ref, mask = scene["refs"][0]
+    code, _, err = run_sansa(["predict", ref, mask, scene["targets"][0], "--device", "gpu"],
+                             capsys, monkeypatch)
+    assert code == 2 and "gpu" in err
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from sansa_cli.cli.app import app; "
+            "assert 'torch' not in sys.modules and 'sam2' not in sys.modules, 'heavy import'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    out = subprocess.run([sys.executable, "-m", "sansa_cli", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "predict" in out and "info" in out

@@ -1,8 +1,9 @@
 """Self-describing adapter files: one ``.safetensors`` file per trained adapter.
 
-Tensors are keyed by stock SAM2 module paths (``image_encoder.trunk.blocks.8.adapter...``).
-String metadata carries the format version, the strategy name, its full config as JSON, the
-base SAM2 name, the base config overrides as JSON and the SHA-256 of the base checkpoint.
+Tensors are keyed by stock SAM2 module paths (``image_encoder.trunk.blocks.8.adapter...``) and may
+be stored in fp32, fp16 or bf16. String metadata carries the format version, the strategy name,
+its full config as JSON, the base SAM2 name, the base config overrides as JSON and the SHA-256 of
+the base checkpoint; any other string metadata lands in :attr:`AdapterInfo.extra`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sansa_cli.errors import AdapterFileError, MissingFileError
+from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 
 FORMAT = "sansa-adapter"
 FORMAT_VERSION = "1"
+STORAGE_DTYPES = ("fp32", "fp16", "bf16")
 
 
 @dataclass
@@ -42,17 +44,38 @@ class AdapterInfo:
         }
 
 
-def save_adapter_file(path: str | Path, tensors: dict, info: AdapterInfo) -> Path:
-    """Write ``tensors`` and ``info`` atomically to ``path``."""
+def save_adapter_file(path: str | Path, tensors: dict, info: AdapterInfo,
+                      dtype: str | None = None) -> Path:
+    """Write ``tensors`` and ``info`` atomically to ``path``.
+
+    ``dtype`` (``fp32``, ``fp16``, ``bf16``) converts floating-point tensors for storage; None
+    keeps them as they are. Loading casts back to the model's dtype.
+    """
+    import torch
     from safetensors.torch import save_file
 
     from sansa_cli.files import atomic_path
 
+    if dtype is not None and dtype not in STORAGE_DTYPES:
+        raise UserInputError(f"storage dtype {dtype!r} is unknown; use one of {', '.join(STORAGE_DTYPES)}")
+    target = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
     path = Path(path)
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    cpu = {}
+    for key, value in tensors.items():
+        value = value.detach().to("cpu")
+        if target is not None and value.is_floating_point():
+            value = value.to(target)
+        cpu[key] = value.contiguous()
     with atomic_path(path) as tmp:
         save_file(cpu, str(tmp), metadata=info.metadata())
     return path
+
+
+def _open_error(path: Path, exc: Exception) -> AdapterFileError:
+    return AdapterFileError(
+        f"adapter file {path} is not a readable safetensors file ({exc}); "
+        "it is corrupt or truncated: export or download it again"
+    )
 
 
 def read_adapter_info(path: str | Path) -> AdapterInfo:
@@ -66,10 +89,7 @@ def read_adapter_info(path: str | Path) -> AdapterInfo:
         with safe_open(str(path), "pt") as f:
             meta = dict(f.metadata() or {})
     except Exception as exc:
-        raise AdapterFileError(
-            f"adapter file {path} is not a readable safetensors file ({exc}); "
-            "it is corrupt or truncated: export or download it again"
-        ) from exc
+        raise _open_error(path, exc) from exc
     if meta.get("format") != FORMAT:
         raise AdapterFileError(
             f"{path} is not a sansa adapter file (no '{FORMAT}' metadata); "
@@ -83,14 +103,37 @@ def read_adapter_info(path: str | Path) -> AdapterInfo:
     try:
         config = json.loads(meta["config"])
         overrides = json.loads(meta.get("base_overrides", "{}"))
+        if not isinstance(config, dict) or not isinstance(overrides, dict):
+            raise ValueError("config and base_overrides must be JSON objects")
+        reserved = AdapterInfo("", {}, "").metadata()
         return AdapterInfo(
             strategy=meta["strategy"], config=config, base_model=meta["base_model"],
             base_checkpoint_sha256=meta.get("base_checkpoint_sha256", ""),
             base_overrides=overrides,
-            extra={k: v for k, v in meta.items() if k not in AdapterInfo("", {}, "").metadata()},
+            extra={k: v for k, v in meta.items() if k not in reserved},
         )
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise AdapterFileError(f"adapter file {path} has damaged metadata ({exc})") from exc
+    except (KeyError, ValueError) as exc:
+        raise AdapterFileError(
+            f"adapter file {path} has damaged metadata ({type(exc).__name__}: {exc}); "
+            "export it again"
+        ) from exc
+
+
+def tensor_summary(path: str | Path) -> dict[str, Any]:
+    """Tensor count, parameter count and storage dtypes from the file header (no tensor data)."""
+    import math
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            slices = [f.get_slice(k) for k in f.keys()]
+            shapes = [s.get_shape() for s in slices]
+            dtypes = sorted({s.get_dtype() for s in slices})
+    except Exception as exc:
+        raise _open_error(Path(path), exc) from exc
+    return {"tensors": len(shapes), "parameters": sum(math.prod(s) for s in shapes),
+            "dtypes": dtypes, "bytes": Path(path).stat().st_size}
 
 
 def load_adapter_tensors(path: str | Path) -> dict:
@@ -99,24 +142,45 @@ def load_adapter_tensors(path: str | Path) -> dict:
     try:
         return load_file(str(path))
     except Exception as exc:
-        raise AdapterFileError(
-            f"adapter file {path} cannot be read ({exc}); it is corrupt or truncated"
-        ) from exc
+        raise _open_error(Path(path), exc) from exc
 
 
-def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: str | Path | None,
-                    allow_base_mismatch: bool = False):
-    """Apply the file's strategy to ``sam`` and load its weights, checking everything.
-
-    Returns the strategy instance. Wrong base checkpoint (unless allowed), missing or unexpected
-    tensors and wrong shapes are :class:`AdapterFileError` naming what was expected and found.
-    """
+def make_strategy(name: str, config: dict[str, Any], source: str):
+    """The registered strategy ``name`` with the stored ``config``; a config the strategy
+    rejects is an :class:`AdapterFileError` naming ``source``."""
     import dataclasses
 
     from sansa_cli import registry
-    from sansa_cli.adapters.base import apply_strategy
+
+    cls = registry.load("adapter", name)
+    known = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise AdapterFileError(
+            f"{source} sets {', '.join(unknown)}, unknown to strategy '{name}' "
+            f"(its options: {', '.join(sorted(known))}); upgrade sansa or the plugin"
+        )
+    try:
+        return cls(cls.Config(**config))
+    except (UserInputError, TypeError) as exc:
+        raise AdapterFileError(f"{source} has an invalid '{name}' config: {exc}") from exc
+
+
+def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: str | Path | None,
+                    allow_base_mismatch: bool = False, base_model: str | None = None):
+    """Apply the file's strategy to ``sam`` and load its weights, checking everything.
+
+    Returns the strategy instance. A different base model name (``base_model``, when given) or
+    base checkpoint hash is an error unless ``allow_base_mismatch``; missing or unexpected
+    tensors and wrong shapes are :class:`AdapterFileError` naming what was expected and found.
+    """
     from sansa_cli.files import sha256_file
 
+    if base_model and base_model != info.base_model and not allow_base_mismatch:
+        raise AdapterFileError(
+            f"adapter file {path} was trained on {info.base_model}, but the model is {base_model}; "
+            "drop --sam2 (the file's base model is the default) or pass --allow-base-mismatch"
+        )
     if base_checkpoint is not None and info.base_checkpoint_sha256 and not allow_base_mismatch:
         found = sha256_file(base_checkpoint)
         if found != info.base_checkpoint_sha256:
@@ -125,31 +189,179 @@ def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: s
                 f"{info.base_checkpoint_sha256[:12]}..., but {base_checkpoint} has {found[:12]}...; "
                 "use the matching checkpoint or pass --allow-base-mismatch"
             )
-    cls = registry.load("adapter", info.strategy)
-    known = {f.name for f in dataclasses.fields(cls.Config)}
-    unknown = sorted(set(info.config) - known)
-    if unknown:
-        raise AdapterFileError(
-            f"adapter file {path} sets {', '.join(unknown)}, unknown to strategy '{info.strategy}'; "
-            "upgrade sansa or the plugin"
-        )
-    strategy = cls(cls.Config(**info.config))
-    trainable = apply_strategy(sam, strategy)
-    tensors = load_adapter_tensors(path)
+    strategy = make_strategy(info.strategy, info.config, f"adapter file {path}")
+    trainable = apply_to(sam, strategy, f"adapter file {path} (made for {info.base_model})")
+    load_into(sam, strategy, trainable, load_adapter_tensors(path), path, info.base_model)
+    return strategy
+
+
+def apply_to(sam, strategy, source: str) -> dict:
+    """:func:`apply_strategy`, with a strategy that does not fit this model blamed on ``source``."""
+    from sansa_cli.adapters.base import apply_strategy
+
+    try:
+        return apply_strategy(sam, strategy)
+    except UserInputError as exc:
+        raise AdapterFileError(f"{source} does not fit this SAM2: {exc}; check --sam2") from exc
+
+
+def load_into(sam, strategy, trainable: dict, tensors: dict, path, base_model: str) -> None:
+    """Copy ``tensors`` into ``trainable`` after checking names and shapes."""
+    import torch
+
     missing = sorted(set(trainable) - set(tensors))
     unexpected = sorted(set(tensors) - set(trainable))
     if missing or unexpected:
         raise AdapterFileError(
-            f"adapter file {path} does not fit {info.base_model} with {info.strategy}: "
-            f"{len(missing)} missing tensors {missing[:3]}, {len(unexpected)} unexpected "
-            f"{unexpected[:3]}; check --sam2 against the file's base model"
+            f"adapter file {path} does not fit this SAM2 with '{strategy.name}' "
+            f"({strategy.config_json()}): expected {len(trainable)} tensors, found {len(tensors)}; "
+            f"{len(missing)} missing {missing[:2]}, {len(unexpected)} unexpected {unexpected[:2]}; "
+            f"the file was made for {base_model}: check --sam2"
         )
-    for key, param in trainable.items():
-        value = tensors[key]
-        if value.shape != param.shape:
-            raise AdapterFileError(
-                f"adapter tensor {key} in {path} has shape {tuple(value.shape)}, the model expects "
-                f"{tuple(param.shape)}; the file was made for another SAM2 size or ratio"
-            )
-        param.data.copy_(value.to(param.dtype))
-    return strategy
+    wrong = [k for k, p in trainable.items() if tuple(tensors[k].shape) != tuple(p.shape)]
+    if wrong:
+        raise AdapterFileError(_shape_message(sam, strategy, wrong, tensors, trainable, path,
+                                              base_model))
+    with torch.no_grad():
+        for key, param in trainable.items():
+            param.copy_(tensors[key].to(param.dtype))
+
+
+def _shape_message(sam, strategy, wrong, tensors, trainable, path, base_model: str) -> str:
+    """Name the config the stored shapes imply when it explains every wrong shape (e.g. another
+    bottleneck or rank); otherwise the file was made for another SAM2 size."""
+    hints = [(strategy.shape_hint(k, tuple(tensors[k].shape), sam),
+              strategy.shape_hint(k, tuple(trainable[k].shape), sam)) for k in wrong]
+    key = wrong[0]
+    found, expected = tuple(tensors[key].shape), tuple(trainable[key].shape)
+    if all(f and e and f != e for f, e in hints):
+        return (f"adapter tensor {key} in {path} has shape {found}, the model expects "
+                f"{expected}: the stored tensors fit {hints[0][0]}, but the file's "
+                f"'{strategy.name}' config {strategy.config_json()} gives {hints[0][1]}; the "
+                "file is inconsistent: export it again")
+    return (f"{len(wrong)} adapter tensors in {path} have the wrong shape, e.g. {key} is "
+            f"{found}, the model expects {expected}: the file was made for another SAM2 size "
+            f"({base_model}); check --sam2")
+
+
+# Training checkpoints of `sansa train` -> adapter files.
+TRAIN_FORMAT = "sansa-train-checkpoint"
+TRAIN_VERSION = 1
+TRAIN_KEYS = ("strategy", "strategy_config", "base_model", "adapter")
+
+
+def find_training_checkpoint(source: str | Path, best: bool = False) -> Path:
+    """``source`` itself if a file, else ``source/checkpoints/{latest,best}.pt``."""
+    source = Path(source)
+    name = "best.pt" if best else "latest.pt"
+    if source.is_file():
+        return source
+    for candidate in (source / "checkpoints" / name, source / name):
+        if candidate.is_file():
+            return candidate
+    if not source.exists():
+        raise MissingFileError(f"{source} does not exist; give a run directory or a checkpoint file")
+    raise MissingFileError(
+        f"run directory {source} has no checkpoints/{name}; "
+        + ("train with validation to get best.pt, or drop --best" if best else
+           "give the checkpoint file itself")
+    )
+
+
+def read_training_checkpoint(path: str | Path) -> dict:
+    """Load a training checkpoint with ``weights_only=True`` and check its format."""
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise AdapterFileError(
+            f"training checkpoint {path} cannot be read safely ({type(exc).__name__}: {first}); "
+            "it is corrupt, truncated or not a sansa training checkpoint"
+        ) from exc
+    if not isinstance(blob, dict) or blob.get("format") != TRAIN_FORMAT:
+        hint = ("; it looks like an official SANSA checkpoint: use --from-official"
+                if isinstance(blob, dict) and "model" in blob and "args" in blob else "")
+        raise AdapterFileError(f"{path} is not a sansa training checkpoint (no "
+                               f"format '{TRAIN_FORMAT}'){hint}")
+    if blob.get("version") != TRAIN_VERSION:
+        raise AdapterFileError(
+            f"training checkpoint {path} has version {blob.get('version')!r}; this sansa reads "
+            f"version {TRAIN_VERSION}: upgrade sansa"
+        )
+    missing = [k for k in TRAIN_KEYS if k not in blob]
+    if missing:
+        raise AdapterFileError(f"training checkpoint {path} lacks {', '.join(missing)}; "
+                               "it is damaged: use another checkpoint of the run")
+    return blob
+
+
+def export_training_checkpoint(source: str | Path, out: str | Path, best: bool = False,
+                               dtype: str | None = None, merge_lora: bool = False,
+                               sam2_checkpoint: str | Path | None = None) -> Path:
+    """Write the adapter of a training run (``latest.pt``, or ``best.pt``) to ``out``.
+
+    ``merge_lora`` folds a LoRA adapter into the base weights it was trained on and writes
+    them as a ``qkv``-strategy file (plain SAM2 tensors of the adapted layers).
+    """
+    path = find_training_checkpoint(source, best)
+    blob = read_training_checkpoint(path)
+    info = AdapterInfo(
+        strategy=blob["strategy"], config=dict(blob["strategy_config"]),
+        base_model=blob["base_model"],
+        base_checkpoint_sha256=blob.get("base_checkpoint_sha256", "") or "",
+        base_overrides=dict(blob.get("base_overrides") or {}),
+        extra={"source": path.name, "step": str(blob.get("step", ""))},
+    )
+    strategy = make_strategy(info.strategy, info.config, f"training checkpoint {path}")
+    info.config = json.loads(strategy.config_json())  # the full config, defaults included
+    tensors = blob["adapter"]
+    if merge_lora:
+        tensors, info = _merge_lora(strategy, tensors, info, path, sam2_checkpoint)
+    return save_adapter_file(out, tensors, info, dtype)
+
+
+def _merge_lora(strategy, tensors: dict, info: AdapterInfo, path: Path, explicit):
+    from sansa_cli.base_model import build_sam2, load_checkpoint, resolve_base
+    from sansa_cli.checkpoints import sam2_checkpoint
+    from sansa_cli.files import sha256_file
+
+    if not hasattr(strategy, "merge"):
+        raise UserInputError(f"--merge-lora needs a LoRA adapter; {path} holds '{info.strategy}'")
+    spec = resolve_base(info.base_model, info.base_overrides)
+    ckpt = sam2_checkpoint(spec, explicit)
+    found = sha256_file(ckpt)
+    if info.base_checkpoint_sha256 and found != info.base_checkpoint_sha256:
+        raise AdapterFileError(
+            f"{path} was trained on a base checkpoint with SHA-256 "
+            f"{info.base_checkpoint_sha256[:12]}..., but {ckpt} has {found[:12]}...; merging "
+            "needs the same base: pass it with --sam2-checkpoint"
+        )
+    sam = build_sam2(spec, "cpu")
+    load_checkpoint(sam, ckpt)
+    trainable = apply_to(sam, strategy, f"training checkpoint {path}")
+    load_into(sam, strategy, trainable, tensors, path, info.base_model)
+    merged = strategy.merge(sam)
+    config = {"stages": list(strategy.config.stages), "modules": list(strategy.config.targets)}
+    extra = {**info.extra, "merged_from": f"lora {strategy.config_json()}"}
+    return merged, AdapterInfo("qkv", config, info.base_model, found, info.base_overrides, extra)
+
+
+def describe(path: str | Path) -> str:
+    """Human-readable metadata and counts of an adapter file (no tensor data is read)."""
+    info = read_adapter_info(path)
+    summary = tensor_summary(path)
+    lines = [
+        f"file              {path}",
+        f"strategy          {info.strategy}",
+        f"config            {json.dumps(info.config, sort_keys=True)}",
+        f"base model        {info.base_model}",
+        f"base checkpoint   {info.base_checkpoint_sha256 or '(not recorded)'}",
+        f"base overrides    {json.dumps(info.base_overrides, sort_keys=True)}",
+        f"parameters        {summary['parameters']:,} in {summary['tensors']} tensors "
+        f"({', '.join(summary['dtypes'])}, {summary['bytes'] / 1e6:.1f} MB)",
+    ]
+    lines += [f"{key:<17} {value}" for key, value in sorted(info.extra.items())]
+    return "\n".join(lines)
+

@@ -104,3 +104,21 @@ class AdaptFormer(AdapterStrategy):
                 for name, param in adapter.named_parameters():
                     found[f"{block_path(index)}.adapter.{name}"] = param
         return found
+
+    def shape_hint(self, key: str, shape: tuple[int, ...], model: nn.Module) -> str:
+        width = bottleneck_width(key, shape, "adapter")
+        blocks = model.image_encoder.trunk.blocks
+        index = int(key.split(".")[3])  # image_encoder.trunk.blocks.{index}.adapter...
+        if width is None or index >= len(blocks):
+            return ""
+        dim = blocks[index].dim
+        return f"bottleneck {width / dim:.2f} (width {width} on a block of dim {dim})"
+
+
+def bottleneck_width(key: str, shape: tuple[int, ...], child: str) -> int | None:
+    """The bottleneck width a stored down/up projection tensor implies, else None."""
+    if f".{child}.down_proj." in key and len(shape) >= 1:
+        return shape[0]
+    if key.endswith(f".{child}.up_proj.weight") and len(shape) == 2:
+        return shape[1]
+    return None

@@ -49,6 +49,11 @@ class AdapterStrategy:
     def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         raise NotImplementedError
 
+    def shape_hint(self, key: str, shape: tuple[int, ...], model: nn.Module) -> str:
+        """What a stored tensor of ``shape`` at ``key`` says about the config it was made with
+        (e.g. "bottleneck 0.8"), for error messages; empty when the strategy cannot tell."""
+        return ""
+
 
 def apply_strategy(model: nn.Module, strategy: AdapterStrategy) -> dict[str, nn.Parameter]:
     """Inject ``strategy`` into ``model``, freeze all else; return the trainable parameters."""
@@ -79,6 +84,27 @@ def stage_blocks(model: nn.Module, stages: tuple[int, ...]) -> list[tuple[int, n
         for s in sorted(set(stages))
         for i in range(starts[s], ends[s] + 1)
     ]
+
+
+def block_modules(model: nn.Module, stages: tuple[int, ...],
+                  names: tuple[str, ...]) -> list[tuple[str, nn.Module]]:
+    """(stock path, module) of each submodule ``names`` (paths inside a block, e.g.
+    ``attn.qkv``) of every Hiera block in ``stages``; a name found in no block is an error."""
+    found, unmatched = [], set(names)
+    for index, block in stage_blocks(model, stages):
+        for name in names:
+            try:
+                module = block.get_submodule(name)
+            except AttributeError:
+                continue
+            unmatched.discard(name)
+            found.append((f"{block_path(index)}.{name}", module))
+    if unmatched:
+        raise UserInputError(
+            f"module {', '.join(sorted(unmatched))} matches nothing in the Hiera blocks of stages "
+            f"{list(stages)}; use paths inside a block such as attn.qkv, attn.proj, mlp.layers.0"
+        )
+    return found
 
 
 def block_path(index: int) -> str:

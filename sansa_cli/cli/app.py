@@ -21,10 +21,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from sansa_cli.cli import info, predict
+    from sansa_cli.cli import export_adapters, info, predict
 
     app.command("predict", no_args_is_help=True)(predict.predict)
     app.command("info")(info.info)
+    app.command("export-adapters", no_args_is_help=True)(export_adapters.export_adapters)
 
 
 _register()

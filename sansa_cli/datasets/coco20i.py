@@ -1,0 +1,117 @@
+"""COCO-20i in the HSNet layout that every peer (HSNet, Matcher, GF-SAM, SANSA) uses.
+
+Layout under ``root``::
+
+    train2014/*.jpg  val2014/*.jpg                      (COCO 2014 images; or --option image_root)
+    annotations/{train2014,val2014}/<stem>.png           (pixel value = class index + 1, 0 = none)
+    splits/{trn,val}/fold{0..3}.pkl                      (or --splits DIR, e.g. HSNet's data/splits)
+
+A split file is a pickled dict ``{class index 0..79: ['val2014/COCO_val2014_....jpg', ...]}``.
+Fold ``f`` tests classes ``{f + 4v, v = 0..19}`` (interleaved); ``train`` holds the other 60 with
+images from ``trn/fold{f}.pkl``, ``val`` the fold's 20 with images from ``val/fold{f}.pkl`` (the
+benchmark's test episodes). The class index needs only the split files, no image is opened.
+Test protocol: 1000 episodes, class uniform over the fold's 20, query uniform over the class's
+images, supports drawn independently rejecting only the query (repeats possible).
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sansa_cli.datasets.base import (
+    Episode, FewShotDataset, find_split_dir, open_mask_array, open_rgb, sample_uniform_class,
+)
+from sansa_cli.errors import DatasetError, UserInputError
+
+COCO_CLASSES = (
+    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant "
+    "stop_sign parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe "
+    "backpack umbrella handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat "
+    "baseball_glove skateboard surfboard tennis_racket bottle wine_glass cup fork knife spoon bowl "
+    "banana apple sandwich orange broccoli carrot hot_dog pizza donut cake chair couch "
+    "potted_plant bed dining_table toilet tv laptop mouse remote keyboard cell_phone microwave "
+    "oven toaster sink refrigerator book clock vase scissors teddy_bear hair_drier toothbrush"
+).split()
+NUM_CLASSES = 80
+SPLIT_FILES = {"train": "trn", "val": "val"}
+
+
+def fold_classes(fold: int, num_folds: int = 4) -> list[int]:
+    """The interleaved test classes of a fold: ``{fold + num_folds * v}``."""
+    return list(range(fold, NUM_CLASSES, num_folds))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_split(path: Path, mtime_ns: int) -> dict[int, tuple[str, ...]]:
+    try:
+        with path.open("rb") as f:
+            table = pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise DatasetError(f"split file {path} is unreadable ({exc}); rebuild it with "
+                           "`sansa prepare coco20i`") from exc
+    if not isinstance(table, dict):
+        raise DatasetError(f"split file {path} is not a class -> images dict; use HSNet's files")
+    return {int(k): tuple(sorted(v)) for k, v in table.items()}
+
+
+class Coco20i(FewShotDataset):
+    """COCO-20i: 4 interleaved folds of 20 classes (HSNet layout)."""
+
+    name = "coco20i"
+    num_folds = 4
+    splits = ("train", "val")
+    eval_split = "val"
+    default_canvas = 640
+    episodes_per_fold = 1000
+
+    def __init__(self, root: str | Path, fold: int = 0, split: str | None = None, *,
+                 splits: str | Path | None = None, image_root: str | Path | None = None):
+        super().__init__(root, fold, split)
+        name = f"fold{fold}.pkl"
+        probe = f"{SPLIT_FILES[self.split]}/{name}"
+        self.split_dir = find_split_dir(splits, self.root / "splits", "coco", probe)
+        self.image_root = Path(image_root).expanduser() if image_root else self.root
+        path = self.split_dir / probe
+        table = _read_split(path, path.stat().st_mtime_ns)
+        test = set(fold_classes(fold))
+        wanted = sorted(test) if self.split == "val" else sorted(set(range(NUM_CLASSES)) - test)
+        self._images = {cid: list(table.get(cid, ())) for cid in wanted}
+        self.classes = [cid for cid in wanted if self._images[cid]]
+        if not self.classes:
+            raise DatasetError(f"split file {path} lists no image for fold {fold}'s classes; "
+                               "check --splits")
+
+    def options(self) -> dict[str, Any]:
+        return {"splits": str(self.split_dir), "image_root": str(self.image_root)}
+
+    def class_name(self, cid: int) -> str:
+        return COCO_CLASSES[cid].replace("_", " ")
+
+    def images(self, cid: int) -> list[str]:
+        try:
+            return self._images[cid]
+        except KeyError:
+            raise UserInputError(f"class {cid} is not in coco20i fold {self.fold} split "
+                                 f"{self.split}; its classes are {self.classes}") from None
+
+    def mask_path(self, image_id: str) -> Path:
+        folder, _, file = image_id.rpartition("/")
+        return self.root / "annotations" / folder / (Path(file).stem + ".png")
+
+    def files(self, image_id: str) -> list[Path]:
+        return [self.image_root / image_id, self.mask_path(image_id)]
+
+    def load_image(self, image_id: str):
+        return open_rgb(self.image_root / image_id)
+
+    def load_mask(self, image_id: str, cid: int) -> np.ndarray:
+        return (open_mask_array(self.mask_path(image_id)) == cid + 1).astype(np.uint8)
+
+    def _sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
+        return sample_uniform_class(self, rng, shot, count)

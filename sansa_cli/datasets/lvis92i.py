@@ -1,0 +1,202 @@
+"""LVIS-92i: COCO 2017 images with LVIS v1 masks, 10 folds of 92 classes (Matcher's benchmark).
+
+Layout: ``root`` holds the COCO 2017 images as ``train2017/`` and ``val2017/`` (or
+``--option image_root=DIR``); the annotations are LVIS v1's ``lvis_v1_{train,val}.json`` or Matcher's
+``lvis_{train,val}.pkl`` (``{cat_id: {image: {'annotations': [...]}}}``), looked up in
+``--option annotations=DIR`` (``--lvis-json``), else ``root/annotations``, else ``root``.
+All instances of a class in an image are merged into one mask (polygons and RLE, pycocotools).
+
+Folds (``val`` = the benchmark's test episodes, from the LVIS val annotations): the eligible classes,
+in category-id order (pkl key order for Matcher's pkl), are dealt round-robin: fold ``k`` takes
+eligible classes ``k, k+10, ...``, ``len(eligible) // 10`` of them (92 for LVIS v1).
+
+- ``membership="frozen"`` (default): a class is eligible when it has more than 5 val images, the
+  largest shot of the benchmark, whatever the shot asked for. Fold membership is therefore the same
+  for 1-shot and 5-shot, and equals the peers' 5-shot folds.
+- ``membership="peers"`` (with ``shot=K``): Matcher's rule, eligible when it has more than ``K``
+  images, so folds differ between 1-shot and 5-shot. Use it only to reproduce peer numbers exactly.
+
+``train`` holds every category of the train annotations except the fold's test classes (Matcher).
+Test protocol: 2300 episodes, classes visited round-robin in fold order (25 each), query uniform over
+the class's images, supports drawn independently rejecting only the query.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pickle
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sansa_cli.datasets.base import Episode, FewShotDataset, open_rgb, sample_round_robin
+from sansa_cli.datasets.segmentation import merged_mask
+from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
+
+FROZEN_SHOT = 5
+ANNOTATION_SPLIT = {"train": "train", "val": "val"}
+
+
+@dataclass
+class LvisIndex:
+    """Class -> image -> segmentations of one LVIS split, plus image sizes and class names."""
+
+    per_class: dict[int, dict[str, list[Any]]]
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+
+
+def image_name(image: dict) -> str:
+    """'val2017/000000397133.jpg' from an LVIS image record (its ``coco_url``)."""
+    url = image.get("coco_url") or image.get("file_name") or ""
+    parts = url.rstrip("/").split("/")
+    if len(parts) < 2 or not parts[-1]:
+        raise DatasetError(f"LVIS image {image.get('id')} has no coco_url; use the LVIS v1 JSON")
+    return "/".join(parts[-2:])
+
+
+def index_from_json(body: dict) -> LvisIndex:
+    """Build the index from a parsed LVIS v1 JSON (plain ``json``: what the lvis API reads)."""
+    try:
+        names_by_id = {int(img["id"]): image_name(img) for img in body["images"]}
+        sizes = {image_name(img): (int(img["height"]), int(img["width"])) for img in body["images"]}
+        per_class: dict[int, dict[str, list[Any]]] = {}
+        for ann in body["annotations"]:
+            name = names_by_id[int(ann["image_id"])]
+            per_class.setdefault(int(ann["category_id"]), {}).setdefault(name, []).append(
+                ann["segmentation"])
+        names = {int(c["id"]): str(c.get("name", c["id"])) for c in body.get("categories", [])}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"not an LVIS v1 annotation file ({type(exc).__name__}: {exc}); "
+                           "use lvis_v1_{train,val}.json") from exc
+    ordered = {cid: dict(sorted(per_class[cid].items())) for cid in sorted(per_class)}
+    return LvisIndex(ordered, sizes, names)
+
+
+def index_from_matcher(table: dict) -> LvisIndex:
+    """Build the index from Matcher's pkl; its key order is kept (it defines Matcher's folds)."""
+    per_class = {}
+    for cid, images in table.items():
+        per_class[int(cid)] = {
+            name: [a["segmentation"] for a in info["annotations"]]
+            for name, info in sorted(images.items())
+        }
+    return LvisIndex(per_class)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_index(path: Path, mtime_ns: int) -> LvisIndex:
+    try:
+        if path.suffix == ".pkl":
+            with path.open("rb") as f:
+                return index_from_matcher(pickle.load(f))
+        return index_from_json(json.loads(path.read_text()))
+    except DatasetError as exc:
+        raise DatasetError(f"{path}: {exc}") from exc
+    except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+        raise DatasetError(f"LVIS annotations {path} are unreadable ({exc}); "
+                           "re-download them") from exc
+
+
+def find_annotations(folders: list[Path], split: str) -> Path:
+    """``lvis_v1_<split>.json`` or Matcher's ``lvis_<split>.pkl`` in the first folder holding one."""
+    for folder in folders:
+        for name in (f"lvis_v1_{split}.json", f"lvis_{split}.pkl"):
+            if (folder / name).is_file():
+                return folder / name
+    raise MissingFileError(f"no lvis_v1_{split}.json (or lvis_{split}.pkl) in "
+                           f"{', '.join(map(str, folders))}; pass the folder with --lvis-json")
+
+
+def fold_members(index: LvisIndex, fold: int, min_images: int, num_folds: int = 10) -> list[int]:
+    """Eligible classes (more than ``min_images`` images) dealt round-robin; fold ``fold``'s share."""
+    eligible = [cid for cid, images in index.per_class.items() if len(images) > min_images]
+    per_fold = len(eligible) // num_folds
+    return [eligible[fold + num_folds * v] for v in range(per_fold)]
+
+
+class Lvis92i(FewShotDataset):
+    """LVIS-92i with shot-independent fold membership (or the peers' rule on request)."""
+
+    name = "lvis92i"
+    num_folds = 10
+    splits = ("train", "val")
+    eval_split = "val"
+    default_canvas = 640
+    episodes_per_fold = 2300
+
+    def __init__(self, root: str | Path, fold: int = 0, split: str | None = None, *,
+                 annotations: str | Path | None = None, image_root: str | Path | None = None,
+                 membership: str = "frozen", shot: int | None = None):
+        super().__init__(root, fold, split)
+        if membership not in ("frozen", "peers"):
+            raise UserInputError(f"membership {membership!r} is unknown; use frozen or peers")
+        if membership == "peers" and shot is None:
+            raise UserInputError("membership=peers needs the shot (e.g. --option shot=1): the "
+                                 "peers' folds depend on it")
+        self.membership, self.shot = membership, shot if membership == "peers" else None
+        given = Path(annotations).expanduser() if annotations else None
+        if given is not None and given.is_file():
+            given = given.parent
+        self.annotation_dir = given
+        folders = [given] if given else [self.root / "annotations", self.root]
+        self.image_root = Path(image_root).expanduser() if image_root else self.root
+        val = self._index(folders, "val")
+        threshold = FROZEN_SHOT if membership == "frozen" else int(shot)
+        test = fold_members(val, fold, threshold, self.num_folds)
+        if self.split == "val":
+            self.index, self.classes = val, test
+        else:
+            self.index = self._index(folders, "train")
+            self.classes = [c for c in self.index.per_class if c not in set(test)]
+        if not self.classes:
+            raise DatasetError(f"lvis92i fold {fold} has no {self.split} class: the annotations "
+                               f"have {len(val.per_class)} val classes; use the full LVIS v1 files")
+
+    def _index(self, folders: list[Path], split: str) -> LvisIndex:
+        path = find_annotations(folders, split)
+        return _load_index(path, path.stat().st_mtime_ns)
+
+    def options(self) -> dict[str, Any]:
+        return {"membership": self.membership, "shot": self.shot,
+                "image_root": str(self.image_root)}
+
+    def class_name(self, cid: int) -> str:
+        return self.index.names.get(cid, f"class {cid}")
+
+    def images(self, cid: int) -> list[str]:
+        try:
+            return list(self.index.per_class[cid])
+        except KeyError:
+            raise UserInputError(f"class {cid} is not in lvis92i {self.split}") from None
+
+    def files(self, image_id: str) -> list[Path]:
+        return [self.image_root / image_id]
+
+    def load_image(self, image_id: str):
+        return open_rgb(self.image_root / image_id)
+
+    def load_mask(self, image_id: str, cid: int) -> np.ndarray:
+        segmentations = self.index.per_class.get(cid, {}).get(image_id)
+        if segmentations is None:
+            raise UserInputError(f"image {image_id} has no class {cid} in lvis92i {self.split}")
+        size = self.index.sizes.get(image_id)
+        if size is None:  # Matcher's pkl carries no sizes: read the image header
+            from PIL import Image
+
+            with Image.open(self.image_root / image_id) as image:
+                size = (image.height, image.width)
+        return merged_mask(segmentations, *size)
+
+    def episodes(self, shot: int, seed: int = 0, count: int | None = None) -> list[Episode]:
+        if self.shot is not None and shot != self.shot:
+            raise UserInputError(f"this lvis92i uses the peers' {self.shot}-shot folds; build it "
+                                 f"with shot={shot} for {shot}-shot episodes")
+        return super().episodes(shot, seed, count)
+
+    def _sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
+        return sample_round_robin(self, rng, shot, count)

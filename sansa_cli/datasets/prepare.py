@@ -1,0 +1,149 @@
+"""Check and index a dataset folder, and write frozen episode lists (the library side of
+``sansa prepare``). Nothing here writes into the dataset's own folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sansa_cli.datasets.base import FewShotDataset
+from sansa_cli.datasets.episode_list import write_episode_list
+from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
+
+Track = Callable[[Iterable, int, str], Iterable]
+
+
+def _no_track(items: Iterable, total: int, description: str) -> Iterable:
+    return items
+
+
+@dataclass
+class CheckReport:
+    """What ``check_dataset`` found, for the summary table."""
+
+    dataset: str
+    root: Path
+    classes: dict[str, int] = field(default_factory=dict)  # split -> number of classes
+    images: dict[str, int] = field(default_factory=dict)  # split -> number of unique images
+    files: int = 0
+    missing: list[Path] = field(default_factory=list)
+    broken: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.broken
+
+
+def check_dataset(cls: type[FewShotDataset], root: str | Path, options: dict[str, Any],
+                  track: Track = _no_track, folds: Iterable[int] | None = None) -> CheckReport:
+    """Index every fold and split of ``cls`` at ``root`` and verify each file an image needs.
+
+    A split or fold that cannot be indexed (e.g. no LVIS train JSON) is noted, not fatal, as long
+    as one split is usable. Unreadable images or masks are listed in the report, never raised.
+    """
+    report = CheckReport(cls.name, Path(root))
+    needed: dict[str, list[Path]] = {}
+    errors: list[Exception] = []
+    for split in cls.splits:
+        images: set[str] = set()
+        classes: set[int] = set()
+        for dataset in _instances(cls, root, split, options, folds, errors, report.notes):
+            classes.update(dataset.classes)
+            for image in dataset.image_ids():
+                images.add(image)
+                needed.setdefault(image, dataset.files(image))
+        if classes:
+            report.classes[split], report.images[split] = len(classes), len(images)
+    if not report.classes:
+        raise errors[0] if errors else DatasetError(f"{cls.name} at {root} has no class; check it")
+    paths = sorted({p for files in needed.values() for p in files})
+    report.files = len(paths)
+    for path in track(paths, len(paths), f"checking {cls.name}"):
+        problem = _verify(path)
+        if problem == "missing":
+            report.missing.append(path)
+        elif problem:
+            report.broken.append((path, problem))
+    return report
+
+
+def _instances(cls: type[FewShotDataset], root, split: str, options: dict[str, Any],
+               folds: Iterable[int] | None, errors: list, notes: list[str]):
+    """One instance per usable fold; the first tells the fold count (a folder's split file sets
+    it). Folds that fail to index become notes (and ``errors``), so one report lists them all."""
+    wanted = list(folds) if folds is not None else None
+    fold, count = (wanted[0] if wanted else 0), None
+    while True:
+        try:
+            dataset = cls.create(root, fold, split, **options)
+            count = count or dataset.num_folds
+            yield dataset
+        except (MissingFileError, DatasetError) as exc:
+            errors.append(exc)
+            notes.append(f"fold {fold} {split}: {exc}")
+            if isinstance(exc, MissingFileError) and count is None:
+                return  # the split's files are absent altogether
+            count = count or cls.num_folds
+        order = wanted if wanted is not None else list(range(count))
+        later = [f for f in order if f > fold]
+        if not later:
+            return
+        fold = later[0]
+
+
+def _verify(path: Path) -> str | None:
+    """None if ``path`` is a readable image, else 'missing' or the reason it is broken."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        return "missing"
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def parse_shots(text: str) -> list[int]:
+    """'1,5' -> [1, 5]."""
+    try:
+        shots = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserInputError(f"--shots {text!r} is not a list of integers; use e.g. 1,5") from None
+    if not shots or any(s < 1 for s in shots):
+        raise UserInputError(f"--shots {text!r} needs positive integers; use e.g. 1,5")
+    return shots
+
+
+def episode_list_name(name: str, fold: int, split: str, shot: int, seed: int) -> str:
+    return f"{name}_fold{fold}_{split}_{shot}shot_seed{seed}.json"
+
+
+def write_episode_lists(cls: type[FewShotDataset], root: str | Path, options: dict[str, Any],
+                        folds: list[int], shots: list[int], out: str | Path, seed: int = 0,
+                        split: str | None = None, count: int | None = None) -> list[tuple]:
+    """Write one frozen episode list per (fold, shot); return (fold, shot, episodes, path) rows.
+
+    ``out`` is a ``.json`` file when exactly one list is written, else a folder that receives
+    ``<dataset>_fold<F>_<split>_<K>shot_seed<S>.json`` files.
+    """
+    out = Path(out).expanduser()
+    single = out.suffix == ".json"
+    if single and len(folds) * len(shots) != 1:
+        raise UserInputError(f"--out {out} is one file but {len(folds) * len(shots)} lists are "
+                             "asked for; pass a folder, or one --fold and one shot")
+    rows = []
+    for fold in folds:
+        for shot in shots:
+            opts = dict(options)
+            if opts.get("membership") == "peers":  # the peers' LVIS folds depend on the shot
+                opts["shot"] = shot
+            dataset = cls.create(root, fold, split, **opts)
+            episodes = dataset.episodes(shot, seed=seed, count=count)
+            name = episode_list_name(cls.name, fold, dataset.split, shot, seed)
+            path = write_episode_list(out if single else out / name, dataset, episodes, shot, seed)
+            rows.append((fold, shot, len(episodes), path))
+    return rows

@@ -17,11 +17,14 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from sansa_cli import pseudo_video as pv
 from sansa_cli.device import autocast
 from sansa_cli.errors import UserInputError
-from sansa_cli.images import ImageLike, describe, load_image, mask_to_input, preprocess, reference_pair
+from sansa_cli.images import ImageLike, describe, load_image, mask_to_input, preprocess
+from sansa_cli.prompts import point_inputs
+from sansa_cli.references import Reference, load_reference
 
 
 @dataclass
@@ -42,9 +45,15 @@ class Prediction:
 
 @dataclass
 class ReferenceMemory:
-    """The memory bank entries of the references: computed once, reused for every target."""
+    """The memory bank entries of the references: computed once, reused for every target.
+
+    ``references`` keeps the loaded references and ``masks`` their object masks (for prompts,
+    the mask SAM2 drew from the prompt), at the reference images' sizes.
+    """
 
     frames: list[pv.FrameMemory]
+    references: list[Reference] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -75,26 +84,69 @@ class SansaModel:
                            ).to(self.device)
 
     @torch.inference_mode()
-    def encode_references(self, references: Sequence[tuple[ImageLike, ImageLike]]
-                          ) -> ReferenceMemory:
-        """Encode (image, mask) references into memory, in batches."""
-        if not references:
-            raise UserInputError("no reference given; pass at least one (image, mask) pair")
-        pairs = [reference_pair(image, mask) for image, mask in references]
-        memories: list[pv.FrameMemory] = []
-        for start in range(0, len(pairs), self.batch_size):
-            chunk = pairs[start:start + self.batch_size]
-            images = self._batch([img for img, _ in chunk])
-            masks = torch.stack([mask_to_input(m, self.image_size) for _, m in chunk]
-                                ).to(self.device)
+    def encode_images(self, images: Sequence[Image.Image]) -> pv.FrameFeatures:
+        """Image-encoder features of loaded RGB images, in batches of ``batch_size``."""
+        chunks = []
+        for start in range(0, len(images), self.batch_size):
+            batch = self._batch(images[start:start + self.batch_size])
             with autocast(self.device, self.precision):
-                frames = pv.encode_frames(self.sam, images)
-                memory = pv.mask_reference_memory(self.sam, frames, masks)
-            memory.features = memory.features.to(self.memory_dtype)
-            memories.extend(memory.item(i) for i in range(len(chunk)))
-        return ReferenceMemory(memories)
+                chunks.append(pv.encode_frames(self.sam, batch))
+        return pv.FrameFeatures.cat(chunks)
 
     @torch.inference_mode()
+    def memory_from_features(self, frames: pv.FrameFeatures, references: Sequence[Reference]
+                             ) -> ReferenceMemory:
+        """Reference memory from already-encoded reference frames (one frame per reference)."""
+        memories, masks = [], []
+        with autocast(self.device, self.precision):
+            for i, ref in enumerate(references):
+                memory, mask = self._reference_memory(frames.select([i]), ref)
+                memory.features = memory.features.to(self.memory_dtype)
+                memories.append(memory)
+                masks.append(mask)
+        return ReferenceMemory(memories, list(references), masks)
+
+    def encode_references(self, references: Sequence[tuple[ImageLike, object]]
+                          ) -> ReferenceMemory:
+        """Encode references into memory. Each is ``(image, marking)`` where the marking is a
+        mask (path, PIL image, array) or a prompt (``Points``, ``Box``, ``Scribble`` from
+        :mod:`sansa_cli.prompts`)."""
+        if not references:
+            raise UserInputError("no reference given; pass at least one (image, mask) pair")
+        loaded = [load_reference(image, marking) for image, marking in references]
+        frames = self.encode_images([ref.image for ref in loaded])
+        return self.memory_from_features(frames, loaded)
+
+    def _reference_memory(self, frames: pv.FrameFeatures, ref: Reference):
+        if ref.prompt is None:
+            mask = mask_to_input(ref.mask, self.image_size)[None].to(self.device)
+            return pv.mask_reference_memory(self.sam, frames, mask), ref.mask
+        points = point_inputs(ref.prompt, ref.image.width, ref.image.height, self.image_size)
+        points = {k: v.to(self.device) for k, v in points.items()}
+        memory, low_res = pv.prompt_reference_memory(self.sam, frames, points)
+        drawn = F.interpolate(low_res.float(), size=(ref.image.height, ref.image.width),
+                              mode="bilinear", align_corners=False)[0, 0] > 0
+        return memory, drawn.cpu().numpy()
+
+    @torch.inference_mode()
+    def segment_features(self, memory: ReferenceMemory, frames: pv.FrameFeatures,
+                         sizes: Sequence[tuple[int, int]]) -> list[Prediction]:
+        """Predictions for already-encoded target frames; ``sizes`` gives each output mask's
+        (height, width)."""
+        with autocast(self.device, self.precision):
+            out = pv.segment_targets(self.sam, frames, memory.frames)
+        has_score = bool(self.sam.pred_obj_scores)
+        results = []
+        for i, size in enumerate(sizes):
+            logits = out.low_res_logits[i:i + 1].float()
+            full = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+            score = torch.sigmoid(out.object_score_logits[i].float()).item() if has_score else None
+            results.append(Prediction(
+                mask=(full[0, 0] > 0).cpu().numpy(), iou=float(out.iou[i].float()),
+                object_score=score, low_res_logits=logits[0, 0].cpu().numpy(),
+            ))
+        return results
+
     def segment(self, memory: ReferenceMemory, targets: Iterable[ImageLike],
                 batch_size: int | None = None,
                 on_batch: Callable[[int], None] | None = None) -> Iterator[Prediction]:
@@ -104,43 +156,27 @@ class SansaModel:
         for target in targets:
             pending.append(target)
             if len(pending) == size:
-                yield from self._segment_batch(memory, pending)
-                if on_batch:
-                    on_batch(len(pending))
+                yield from self._segment_batch(memory, pending, on_batch)
                 pending = []
         if pending:
-            yield from self._segment_batch(memory, pending)
-            if on_batch:
-                on_batch(len(pending))
+            yield from self._segment_batch(memory, pending, on_batch)
 
-    def _segment_batch(self, memory: ReferenceMemory, targets: list[ImageLike]
-                       ) -> list[Prediction]:
+    def _segment_batch(self, memory: ReferenceMemory, targets: list[ImageLike],
+                       on_batch: Callable[[int], None] | None) -> list[Prediction]:
         start = time.perf_counter()
         images = [load_image(t) for t in targets]
-        with autocast(self.device, self.precision):
-            frames = pv.encode_frames(self.sam, self._batch(images))
-            out = pv.segment_targets(self.sam, frames, memory.frames)
-        has_score = bool(self.sam.pred_obj_scores)
-        results = []
-        for i, (target, img) in enumerate(zip(targets, images)):
-            logits = out.low_res_logits[i:i + 1].float()
-            full = F.interpolate(logits, size=(img.height, img.width), mode="bilinear",
-                                 align_corners=False)
-            score = torch.sigmoid(out.object_score_logits[i].float()).item() if has_score else None
-            results.append(Prediction(
-                mask=(full[0, 0] > 0).cpu().numpy(),
-                iou=float(out.iou[i].float()),
-                object_score=score,
-                low_res_logits=logits[0, 0].cpu().numpy(),
-                source=describe(target),
-            ))
+        frames = self.encode_images(images)
+        results = self.segment_features(memory, frames, [(im.height, im.width) for im in images])
         per_target = (time.perf_counter() - start) / len(targets)
-        for result in results:
-            result.seconds = per_target
+        for target, result in zip(targets, results):
+            result.source, result.seconds = describe(target), per_target
+        if on_batch:
+            on_batch(len(targets))
         return results
 
-    def predict(self, references: Sequence[tuple[ImageLike, ImageLike]],
+    def predict(self, references: Sequence[tuple[ImageLike, object]],
                 targets: Sequence[ImageLike], batch_size: int | None = None) -> list[Prediction]:
-        """Segment every target from the references; one :class:`Prediction` per target."""
+        """Segment every target from the references (see :meth:`encode_references`);
+        one :class:`Prediction` per target."""
         memory = self.encode_references(references)
         return list(self.segment(memory, targets, batch_size))

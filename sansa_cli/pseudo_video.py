@@ -33,6 +33,26 @@ class FrameFeatures:
     def batch(self) -> int:
         return self.vision_feats[-1].size(1)
 
+    @staticmethod
+    def cat(parts: list["FrameFeatures"]) -> "FrameFeatures":
+        """Join batches of frames (same model, same sizes) into one batch."""
+        if len(parts) == 1:
+            return parts[0]
+        levels = range(len(parts[0].vision_feats))
+        return FrameFeatures([torch.cat([p.vision_feats[i] for p in parts], 1) for i in levels],
+                             [torch.cat([p.vision_pos[i] for p in parts], 1) for i in levels],
+                             parts[0].feat_sizes)
+
+    def to(self, device) -> "FrameFeatures":
+        return FrameFeatures([x.to(device) for x in self.vision_feats],
+                             [x.to(device) for x in self.vision_pos], self.feat_sizes)
+
+    def select(self, indices: list[int]) -> "FrameFeatures":
+        """The features of some frames of the batch, in the given order."""
+        idx = torch.tensor(indices, device=self.vision_feats[-1].device)
+        return FrameFeatures([x.index_select(1, idx) for x in self.vision_feats],
+                             [x.index_select(1, idx) for x in self.vision_pos], self.feat_sizes)
+
 
 @dataclass
 class FrameMemory:
@@ -95,6 +115,27 @@ def mask_reference_memory(sam, frames: FrameFeatures, masks: torch.Tensor) -> Fr
     out = sam._use_mask_as_output(_top_level(sam, frames), _high_res_features(frames), masks)
     low_res, obj_ptr, object_score_logits = out[3], out[5], out[6]
     return encode_memory(sam, frames, low_res, object_score_logits, obj_ptr, prompted=True)
+
+
+def prompt_reference_memory(sam, frames: FrameFeatures, point_inputs: dict
+                            ) -> tuple[FrameMemory, torch.Tensor]:
+    """Memory of one reference frame marked by clicks or a box (SAM2's ``point_inputs``).
+
+    SAM2's decoder draws the reference's mask on the frame's own features, single-mask output;
+    that mask is then written to memory. Returns the memory and the mask's low-resolution logits [1, 1, S/4, S/4].
+    """
+    # An initial conditioning frame: SAM2 adds its no-memory embedding (or, in configs without
+    # that shortcut, attends to a single no-memory token); no reference memory is involved.
+    pix_feat = sam._prepare_memory_conditioned_features(
+        frame_idx=0, is_init_cond_frame=True, current_vision_feats=frames.vision_feats[-1:],
+        current_vision_pos_embeds=frames.vision_pos[-1:], feat_sizes=frames.feat_sizes[-1:],
+        output_dict={}, num_frames=1)
+    out = sam._forward_sam_heads(backbone_features=pix_feat, point_inputs=point_inputs,
+                                 mask_inputs=None, high_res_features=_high_res_features(frames),
+                                 multimask_output=False)
+    low_res, obj_ptr, object_score_logits = out[3], out[5], out[6]
+    memory = encode_memory(sam, frames, low_res, object_score_logits, obj_ptr, prompted=True)
+    return memory, low_res
 
 
 def _tokens(x: torch.Tensor, batch: int, dtype) -> torch.Tensor:

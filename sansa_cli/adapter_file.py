@@ -57,7 +57,9 @@ def save_adapter_file(path: str | Path, tensors: dict, info: AdapterInfo,
     from sansa_cli.files import atomic_path
 
     if dtype is not None and dtype not in STORAGE_DTYPES:
-        raise UserInputError(f"storage dtype {dtype!r} is unknown; use one of {', '.join(STORAGE_DTYPES)}")
+        raise UserInputError(
+            f"storage dtype {dtype!r} is unknown; use one of {', '.join(STORAGE_DTYPES)}"
+        )
     target = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
     path = Path(path)
     cpu = {}
@@ -186,7 +188,8 @@ def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: s
         if found != info.base_checkpoint_sha256:
             raise AdapterFileError(
                 f"adapter file {path} was trained on a base checkpoint with SHA-256 "
-                f"{info.base_checkpoint_sha256[:12]}..., but {base_checkpoint} has {found[:12]}...; "
+                f"{info.base_checkpoint_sha256[:12]}..., but {base_checkpoint} has "
+                f"{found[:12]}...; "
                 "use the matching checkpoint or pass --allow-base-mismatch"
             )
     strategy = make_strategy(info.strategy, info.config, f"adapter file {path}")
@@ -250,6 +253,20 @@ TRAIN_VERSION = 1
 TRAIN_KEYS = ("strategy", "strategy_config", "base_model", "adapter")
 
 
+def unpickle_reason(exc: Exception) -> str:
+    """A short reason for a failed ``torch.load(weights_only=True)`` (torch's text is long)."""
+    import re
+
+    text = str(exc)
+    match = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
+    if match:
+        return f"it holds {match[1]}, which safe loading does not allow"
+    if "Weights only load failed" in text:
+        return "it holds objects safe loading does not allow"
+    first = (text.strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:160]}"
+
+
 def find_training_checkpoint(source: str | Path, best: bool = False) -> Path:
     """``source`` itself if a file, else ``source/checkpoints/{latest,best}.pt``."""
     source = Path(source)
@@ -260,7 +277,9 @@ def find_training_checkpoint(source: str | Path, best: bool = False) -> Path:
         if candidate.is_file():
             return candidate
     if not source.exists():
-        raise MissingFileError(f"{source} does not exist; give a run directory or a checkpoint file")
+        raise MissingFileError(
+            f"{source} does not exist; give a run directory or a checkpoint file"
+        )
     raise MissingFileError(
         f"run directory {source} has no checkpoints/{name}; "
         + ("train with validation to get best.pt, or drop --best" if best else
@@ -275,10 +294,12 @@ def read_training_checkpoint(path: str | Path) -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
+        reason = unpickle_reason(exc)
+        hint = ("it looks like an official SANSA checkpoint: use --from-official"
+                if "argparse.Namespace" in reason else
+                "it is corrupt, truncated or not a sansa training checkpoint")
         raise AdapterFileError(
-            f"training checkpoint {path} cannot be read safely ({type(exc).__name__}: {first}); "
-            "it is corrupt, truncated or not a sansa training checkpoint"
+            f"training checkpoint {path} cannot be read safely ({reason}); {hint}"
         ) from exc
     if not isinstance(blob, dict) or blob.get("format") != TRAIN_FORMAT:
         hint = ("; it looks like an official SANSA checkpoint: use --from-official"

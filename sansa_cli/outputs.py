@@ -43,8 +43,66 @@ def overlay(image: Image.Image, mask: np.ndarray, caption: str = "") -> Image.Im
     return picture
 
 
-def write_overlay(path: Path, image: Image.Image, mask: np.ndarray, caption: str = "") -> None:
-    write_bytes_atomic(path, _png_bytes(overlay(image, mask, caption)))
+REFERENCE_COLOUR = (40, 200, 90)
+
+
+def marked_reference(image: Image.Image, mask: np.ndarray | None, prompt=None) -> Image.Image:
+    """A reference as the model saw it: its object mask tinted green, its prompt drawn on top
+    (clicks as dots, green on the object and red on the background; a box; scribble strokes)."""
+    from sansa_cli.prompts import Box, Points, Scribble
+
+    picture = image.convert("RGB")
+    if mask is not None:
+        tint = Image.new("RGB", picture.size, REFERENCE_COLOUR)
+        picture = Image.composite(tint, picture, Image.fromarray((mask * 110).astype(np.uint8)))
+    draw = ImageDraw.Draw(picture)
+    r = max(3, min(picture.size) // 60)
+    if isinstance(prompt, Box):
+        draw.rectangle((prompt.x0, prompt.y0, prompt.x1, prompt.y1), outline=(255, 230, 0),
+                       width=max(2, r // 2))
+    elif isinstance(prompt, Points):
+        for colour, points in (((0, 255, 0), prompt.positive), ((255, 40, 40), prompt.negative)):
+            for x, y in points:
+                draw.ellipse((x - r, y - r, x + r, y + r), fill=colour, outline=(0, 0, 0))
+    elif isinstance(prompt, Scribble):
+        from sansa_cli.images import load_mask
+
+        strokes = Image.fromarray(load_mask(prompt.strokes, "scribble").astype(np.uint8) * 255)
+        picture.paste((255, 230, 0), mask=strokes.filter(ImageFilter.MaxFilter(3)))
+    return picture
+
+
+def _fit(img: Image.Image, height: int) -> Image.Image:
+    width = max(1, round(img.width * height / img.height))
+    return img.resize((width, height))
+
+
+def sheet(target: Image.Image, mask: np.ndarray, caption: str, memory=None,
+          height: int = 384, max_references: int = 4) -> Image.Image:
+    """The target with its mask (left) beside a column of the marked references (right)."""
+    main = _fit(overlay(target, mask), height)
+    refs = []
+    if memory is not None:
+        shown = list(zip(memory.references, memory.masks))[:max_references]
+        slot = (height - 4 * (len(shown) - 1)) // max(len(shown), 1)
+        refs = [_fit(marked_reference(ref.image, m, ref.prompt), slot) for ref, m in shown]
+    column = max((r.width for r in refs), default=0)
+    canvas = Image.new("RGB", (main.width + (column + 6 if refs else 0), height + 18),
+                       (20, 20, 20))
+    canvas.paste(main, (0, 0))
+    y = 0
+    for ref in refs:
+        canvas.paste(ref, (main.width + 6, y))
+        y += ref.height + 4
+    label = caption + (f"   references: {len(memory.references)}" if memory is not None else "")
+    ImageDraw.Draw(canvas).text((4, height + 3), label, fill=(235, 235, 235))
+    return canvas
+
+
+def write_overlay(path: Path, image: Image.Image, mask: np.ndarray, caption: str = "",
+                  memory=None) -> None:
+    """``<stem>_overlay.png``: the target's mask beside the marked references."""
+    write_bytes_atomic(path, _png_bytes(sheet(image, mask, caption, memory)))
 
 
 def write_json(path: Path, payload) -> None:

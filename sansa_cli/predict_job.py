@@ -11,7 +11,7 @@ from sansa_cli.errors import UserInputError
 
 @dataclass
 class PredictJob:
-    references: list[tuple[Path, Path]]
+    references: list[tuple[Path, object]]  # (image, mask path or prompt)
     targets: list[Path]
     out: Path | None = None
     overlay: bool = False
@@ -21,7 +21,7 @@ class PredictJob:
     sam2_checkpoint: Path | None = None
     device: str = "auto"
     precision: str = "fp32"
-    batch_size: int = 4
+    batch_size: int = 1
     allow_base_mismatch: bool = False
 
 
@@ -52,15 +52,16 @@ def run_predict(job: PredictJob) -> None:
     """Run a prediction job end to end; writes nothing unless every input checks out."""
     from rich.console import Console
 
-    from sansa_cli.images import list_targets, reference_pair
+    from sansa_cli.images import list_targets
     from sansa_cli.outputs import output_paths
+    from sansa_cli.references import load_reference
 
     console = Console(stderr=True)
-    for image, mask in job.references:  # fail fast, before any model is built
-        reference_pair(image, mask)
+    for image, marking in job.references:  # fail fast, before any model is built
+        load_reference(image, marking)
     targets = list_targets(job.targets)
     _check_targets(targets)
-    inputs = [p for pair in job.references for p in pair] + targets
+    inputs = [p for pair in job.references for p in pair if isinstance(p, Path)] + targets
     plan = output_paths(job.out, targets, inputs, job.overlay) if job.out else {}
     if job.out is None and (job.overlay or job.json):
         raise UserInputError("--overlay and --json write files: add --out DIR")
@@ -98,7 +99,8 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
                 mask_path, overlay_path = plan[target]
                 write_mask(mask_path, result.mask)
                 if overlay_path is not None:
-                    write_overlay(overlay_path, load_image(target), result.mask, _caption(result))
+                    write_overlay(overlay_path, load_image(target), result.mask, _caption(result),
+                                  memory)
             results.append(result)
     return results
 
@@ -112,7 +114,7 @@ def _caption(result) -> str:
 
 def _summary(job, model, targets, results, seconds) -> dict:
     return {
-        "references": [{"image": str(i), "mask": str(m)} for i, m in job.references],
+        "references": [{"image": str(i), "marking": str(m)} for i, m in job.references],
         "sam2": model.base_name,
         "adapters": getattr(model.strategy, "name", None),
         "device": str(model.device),

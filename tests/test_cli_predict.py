@@ -120,3 +120,51 @@ def test_help_does_not_import_torch():
     out = subprocess.run([sys.executable, "-m", "sansa_cli", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "predict" in out and "info" in out
+
+
+@pytest.mark.parametrize("marking", [
+    ["--points", "30,40;40,40", "--neg-points", "5,5"],
+    ["--box", "15,15,60,65"],
+    ["--scribble", "SCRIBBLE"],
+])
+def test_prompted_reference_through_the_cli(marking, scene, base_args, capsys, monkeypatch):
+    ref, _mask = scene["refs"][0]
+    strokes = np.zeros((80, 96), np.uint8)
+    strokes[38:42, 25:50] = 255
+    Image.fromarray(strokes).save(scene["dir"] / "scribble.png")
+    marking = [str(scene["dir"] / "scribble.png") if m == "SCRIBBLE" else m for m in marking]
+    out = scene["dir"] / "prompted"
+    code, _, err = run_sansa(["predict", ref, *scene["targets"][:2], *marking, "--out", out,
+                              "--overlay", "--adapters", "none", *base_args], capsys, monkeypatch)
+    assert code == 0, err
+    assert (out / f"{scene['targets'][0].stem}.png").is_file()
+    with Image.open(out / f"{scene['targets'][0].stem}_overlay.png") as sheet:
+        assert sheet.width > 96  # the target plus the marked reference beside it
+
+
+@pytest.mark.parametrize("marking, fragment", [
+    (["--box", "10,10,10,50"], "zero area"),
+    (["--box", "10,10,500,50"], "outside"),
+    (["--points", "300,20"], "outside"),
+    (["--points", "nope"], "x,y"),
+    (["--scribble", "EMPTY"], "empty"),
+    (["--box", "1,1,5,5", "--points", "2,2"], "one way"),
+])
+def test_bad_prompts(marking, fragment, scene, base_args, capsys, monkeypatch):
+    ref, _ = scene["refs"][0]
+    Image.fromarray(np.zeros((80, 96), np.uint8)).save(scene["dir"] / "empty_scribble.png")
+    marking = [str(scene["dir"] / "empty_scribble.png") if m == "EMPTY" else m for m in marking]
+    code, _, err = run_sansa(["predict", ref, scene["targets"][0], *marking, "--adapters", "none",
+                              *base_args], capsys, monkeypatch)
+    assert_one_line_error(code, err, fragment)
+
+
+def test_extra_references_take_prompts(scene, base_args, capsys, monkeypatch):
+    (r0, m0), (r1, _m1) = scene["refs"][:2]
+    out = scene["dir"] / "mixed"
+    code, _, err = run_sansa(["predict", r0, m0, scene["targets"][0], "--ref", r1,
+                              "box:5,5,40,40", "--ref", r1, "points:20,20|neg:2,2", "--out", out,
+                              "--json", "--adapters", "none", *base_args], capsys, monkeypatch)
+    assert code == 0, err
+    summary = json.loads((out / "predictions.json").read_text())
+    assert len(summary["references"]) == 3

@@ -21,11 +21,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from sansa_cli.cli import export_adapters, info, predict
+    from sansa_cli.cli import export_adapters, info, predict, prepare, visualize_features
 
     app.command("predict", no_args_is_help=True)(predict.predict)
     app.command("info")(info.info)
+    app.command("prepare", no_args_is_help=True)(prepare.prepare)
     app.command("export-adapters", no_args_is_help=True)(export_adapters.export_adapters)
+    app.command("visualize-features", no_args_is_help=True)(visualize_features.visualize_features)
 
 
 _register()

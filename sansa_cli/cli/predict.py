@@ -12,19 +12,31 @@ from sansa_cli.cli import options as opt
 
 def predict(
     ref_image: Annotated[Path, typer.Argument(help="Reference image.", show_default=False)],
-    ref_mask: Annotated[Path, typer.Argument(help="Mask of the object in the reference image "
-                                             "(non-zero = object).", show_default=False)],
-    targets: Annotated[list[Path], typer.Argument(help="Target images or folders of images.",
-                                                  show_default=False)],
-    ref: Annotated[Optional[list[Path]], typer.Option(
-        "--ref", help="More references for K-shot: --ref IMAGE MASK (repeatable).",
+    mask_and_targets: Annotated[list[Path], typer.Argument(
+        metavar="[REF_MASK] TARGET...",
+        help="The reference's mask (non-zero = object), then target images or folders. Leave the "
+        "mask out when --points, --box or --scribble marks the reference.", show_default=False)],
+    points: Annotated[Optional[str], typer.Option(
+        "--points", help="Clicks on the object in the reference: 'x,y;x,y' (pixels).",
         show_default=False)] = None,
-    ref_masks: Annotated[Optional[list[Path]], typer.Option("--ref-mask", hidden=True)] = None,
+    neg_points: Annotated[Optional[str], typer.Option(
+        "--neg-points", help="Clicks on the background: 'x,y;x,y'.", show_default=False)] = None,
+    box: Annotated[Optional[str], typer.Option(
+        "--box", help="A box around the object: x0,y0,x1,y1.", show_default=False)] = None,
+    scribble: Annotated[Optional[Path], typer.Option(
+        "--scribble", help="Strokes drawn on the object (an image of the reference's size, "
+        "non-zero = stroke).", show_default=False)] = None,
+    ref: Annotated[Optional[list[Path]], typer.Option(
+        "--ref", help="More references for K-shot: --ref IMAGE MARKING (repeatable); MARKING is "
+        "a mask file, box:x0,y0,x1,y1, points:x,y;x,y or scribble:FILE.",
+        show_default=False)] = None,
+    ref_markings: Annotated[Optional[list[str]], typer.Option("--ref-mask", hidden=True)] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for <stem>.png masks (0/255, original size).",
         show_default=False)] = None,
     overlay: Annotated[bool, typer.Option(
-        "--overlay", help="Also write <stem>_overlay.png pictures.")] = False,
+        "--overlay", help="Also write <stem>_overlay.png pictures (target with its mask beside "
+        "the marked references).")] = False,
     json_summary: Annotated[bool, typer.Option(
         "--json", help="Also write predictions.json (scores, mask area, timing).")] = False,
     adapters: opt.AdaptersOrDefault = None,
@@ -33,30 +45,57 @@ def predict(
     device: opt.DeviceOpt = opt.Device.auto,
     precision: opt.PrecisionOpt = opt.Precision.fp32,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1,
-                                            help="Targets per image-encoder batch.")] = 4,
+                                            help="Images per image-encoder batch.")] = 1,
     allow_base_mismatch: opt.AllowBaseMismatch = False,
 ) -> None:
     """Segment the object marked in the reference(s) in every target image.
 
-    Example: sansa predict ref.jpg ref_mask.png photos/ --out masks/ --overlay
+    Examples: sansa predict ref.jpg ref_mask.png photos/ --out masks/ --overlay ;
+    sansa predict ref.jpg photos/ --box 40,30,220,200 --out masks/
     """
     from sansa_cli.predict_job import PredictJob, run_predict
 
-    references = [(ref_image, ref_mask)] + _pairs(ref or [], ref_masks or [])
+    first, targets = _first_reference(ref_image, mask_and_targets, points, neg_points, box,
+                                      scribble)
     run_predict(PredictJob(
-        references=references, targets=targets, out=out, overlay=overlay, json=json_summary,
-        adapters=adapters, sam2=sam2, sam2_checkpoint=sam2_checkpoint, device=device.value,
-        precision=precision.value, batch_size=batch_size,
-        allow_base_mismatch=allow_base_mismatch,
+        references=[first] + _pairs(ref or [], ref_markings or []), targets=targets, out=out,
+        overlay=overlay, json=json_summary, adapters=adapters, sam2=sam2,
+        sam2_checkpoint=sam2_checkpoint, device=device.value, precision=precision.value,
+        batch_size=batch_size, allow_base_mismatch=allow_base_mismatch,
     ))
 
 
-def _pairs(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]:
+def _first_reference(image, rest, points, neg_points, box, scribble):
+    """(reference, targets): the marking is a prompt option when one is given, else the first
+    positional path."""
     from sansa_cli.errors import UserInputError
+    from sansa_cli.prompts import Points, Scribble, parse_box, parse_points
 
-    if len(images) != len(masks):
+    given = [name for name, value in (("--points", points), ("--box", box),
+                                      ("--scribble", scribble)) if value is not None]
+    if len(given) > 1:
+        raise UserInputError(f"mark the reference one way: {' and '.join(given)} were both given")
+    if neg_points is not None and points is None:
+        raise UserInputError("--neg-points needs --points (at least one click on the object)")
+    if given:
+        marking = (Points(parse_points(points), parse_points(neg_points) if neg_points else ())
+                   if points is not None else parse_box(box) if box is not None
+                   else Scribble(scribble))
+        targets = rest
+    else:
+        marking, targets = rest[0], rest[1:]
+    if not targets:
+        raise UserInputError("no target given; add target images or folders after the reference")
+    return (image, marking), targets
+
+
+def _pairs(images: list[Path], markings: list[str]) -> list[tuple]:
+    from sansa_cli.errors import UserInputError
+    from sansa_cli.prompts import parse_marking
+
+    if len(images) != len(markings):
         raise UserInputError("each --ref takes two values: --ref IMAGE MASK")
-    return list(zip(images, masks))
+    return [(image, parse_marking(marking)) for image, marking in zip(images, markings)]
 
 
 def expand_ref_pairs(argv: list[str]) -> list[str]:

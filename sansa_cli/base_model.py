@@ -37,6 +37,17 @@ VIDEO_PREDICTOR_SETTINGS: dict[str, Any] = {
 }
 
 
+# The SANSA authors' base: SAM2 with its object-score head switched off. A checkpoint's head
+# weights are then deliberately left unused (see load_checkpoint).
+RELEASE_SETTINGS: dict[str, Any] = {
+    "model.pred_obj_scores": False,
+    "model.pred_obj_scores_mlp": False,
+    "model.fixed_no_obj_ptr": False,
+}
+OBJECT_SCORE_KEYS = ("no_obj_ptr", "sam_mask_decoder.obj_score_token.",
+                     "sam_mask_decoder.pred_obj_score_head.")
+
+
 @dataclass
 class BaseModelSpec:
     """Which SAM2 to build: a stock name or a YAML path, plus config overrides (dotted keys)."""
@@ -134,6 +145,9 @@ def load_checkpoint(model, path: str | Path) -> None:
     if not isinstance(state, dict):
         raise CheckpointError(f"SAM2 checkpoint {path} holds no state dict under 'model'")
     expected = set(model.state_dict())
+    if not getattr(model, "pred_obj_scores", True):  # the head is off by choice: skip its weights
+        state = {k: v for k, v in state.items()
+                 if k in expected or not k.startswith(OBJECT_SCORE_KEYS)}
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:

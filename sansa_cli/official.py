@@ -19,15 +19,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sansa_cli.base_model import RELEASE_SETTINGS
 from sansa_cli.errors import AdapterFileError, MissingFileError
 
 RELEASE_BASE_MODEL = "sam2_hiera_large"
 # The release instantiates the SAM 2.0 config without the object-score head and without the
 # video-predictor settings; these override sansa's defaults when the file is loaded.
 RELEASE_OVERRIDES: dict[str, Any] = {
-    "model.pred_obj_scores": False,
-    "model.pred_obj_scores_mlp": False,
-    "model.fixed_no_obj_ptr": False,
+    **RELEASE_SETTINGS,
     "model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability": False,
     "model.binarize_mask_from_pts_for_mem_enc": False,
 }

@@ -54,3 +54,22 @@ def test_unknown_stage_is_an_error():
 
     with pytest.raises(UserInputError, match="stages"):
         apply_strategy(build_tiny(), AdaptFormer(AdaptFormer.Config(stages=(4,))))
+
+
+def test_checkpoint_loads_into_a_model_without_the_object_score_head(tmp_path):
+    """The release's base drops SAM2's object-score head; a stock checkpoint still loads, and
+    only the head's weights are left out."""
+    from sansa_cli.base_model import RELEASE_SETTINGS, load_checkpoint
+    from sansa_cli.errors import CheckpointError
+    from tests.conftest import TINY_YAML, build_tiny
+
+    stock = build_tiny()
+    path = tmp_path / "stock.pt"
+    torch.save({"model": stock.state_dict()}, path)
+    headless = build_sam2(resolve_base(str(TINY_YAML), RELEASE_SETTINGS))
+    load_checkpoint(headless, path)
+    assert torch.equal(headless.maskmem_tpos_enc, stock.maskmem_tpos_enc)
+    state = dict(stock.state_dict(), extra_weight=torch.zeros(1))
+    torch.save({"model": state}, path)
+    with pytest.raises(CheckpointError, match="extra_weight"):
+        load_checkpoint(headless, path)

@@ -1,0 +1,89 @@
+"""``sansa train``: train adapters with the paper's pseudo-reference self-training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sansa_cli.cli import options as opt
+
+_FLAG = dict(show_default=False)
+
+
+def train(
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (config, log, "
+                                                "checkpoints, adapter.safetensors).", **_FLAG)] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this "
+                                                   "directory exactly where it stopped.", **_FLAG)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of settings; flags "
+                                                   "given on the command line win.", **_FLAG)] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset plugin, e.g. "
+                                                   "coco20i (see `sansa info`).", **_FLAG)] = None,
+    data_root: Annotated[Optional[str], typer.Option("--data-root", help="Dataset folder.",
+                                                     **_FLAG)] = None,
+    fold: Annotated[Optional[int], typer.Option("--fold", help="Fold whose other classes train "
+                                                "(default 0).", **_FLAG)] = None,
+    dataset_option: Annotated[Optional[list[str]], typer.Option(
+        "--dataset-option", help="Dataset option KEY=VALUE (repeatable).", **_FLAG)] = None,
+    adapter: opt.AdapterName = None,
+    bottleneck: opt.Bottleneck = None,
+    stages: opt.Stages = None,
+    rank: opt.Rank = None,
+    alpha: opt.Alpha = None,
+    adapter_option: opt.AdapterOptions = None,
+    sam2: Annotated[Optional[str], typer.Option("--sam2", help="Base SAM2 (default "
+                                                "sam2_hiera_large, the paper's).", **_FLAG)] = None,
+    sam2_checkpoint: opt.Sam2Checkpoint = None,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Targets per episode J "
+                                                   "(default 3; 1 = the release's recipe).", **_FLAG)] = None,
+    loss: Annotated[Optional[str], typer.Option("--loss", help="bce-dice (paper, default) or "
+                                                "focal-dice (release).", **_FLAG)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (default 1e-4).",
+                                                **_FLAG)] = None,
+    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", **_FLAG)] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", **_FLAG)] = None,
+    grad_clip: Annotated[Optional[float], typer.Option("--grad-clip", help="Gradient-norm clip "
+                                                       "(default 0.1; 0 = off).", **_FLAG)] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Default 5.", **_FLAG)] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="A step budget instead of "
+                                                 "epochs.", **_FLAG)] = None,
+    episodes_per_epoch: Annotated[Optional[int], typer.Option(
+        "--episodes-per-epoch", help="Default: one per training image.", **_FLAG)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Global batch of "
+                                                      "episodes, split across processes (default 8).",
+                                                      **_FLAG)] = None,
+    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random "
+                                                    "horizontal flips (off by default).", **_FLAG)] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", **_FLAG)] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto|cpu|cuda|mps.",
+                                                  **_FLAG)] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="auto (bf16 on CUDA, "
+                                                     "else fp32)|fp32|bf16|fp16.", **_FLAG)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Data-loading processes.",
+                                                   **_FLAG)] = None,
+    save_every: Annotated[Optional[int], typer.Option("--save-every", help="Steps between "
+                                                      "checkpoints (default: each epoch).", **_FLAG)] = None,
+    val_episodes: Annotated[Optional[int], typer.Option(
+        "--val-episodes", help="Validate on this many episodes of the fold every epoch "
+        "(0 = off); the best checkpoint is chosen by it.", **_FLAG)] = None,
+) -> None:
+    """Train adapters on a frozen SAM2 with the paper's pseudo-reference self-training.
+
+    Example: sansa train --adapter adaptformer --bottleneck 0.3 --dataset coco20i --fold 0
+    --data-root data/coco --out runs/coco_f0 ; several processes: torchrun --nproc_per_node 4
+    -m sansa_cli train ...
+    """
+    given = {k: v for k, v in locals().items() if v is not None and k not in ("out", "resume")}
+    from sansa_cli.errors import UserInputError
+    from sansa_cli.train.job import run_train
+
+    if (out is None) == (resume is None):
+        raise UserInputError("give --out RUN_DIR for a new run or --resume RUN_DIR to continue one")
+    if resume is not None and set(given) - {"device", "workers"}:
+        raise UserInputError(f"--resume continues a run with its saved config.yaml; drop "
+                             f"{', '.join('--' + k.replace('_', '-') for k in sorted(given))}")
+    adapter_options = opt.adapter_options(bottleneck, stages, rank, alpha, adapter_option)
+    run_train(out=out, resume=resume, config_file=config, flags=given,
+              adapter_options=adapter_options)

@@ -1,0 +1,1 @@
+"""``sansa train``: the paper's pseudo-reference self-training of adapters on a frozen SAM2."""

@@ -1,0 +1,68 @@
+"""Training episodes as tensors: which episodes an epoch holds, and loading them.
+
+The episodes of epoch ``e`` come from one ``random.Random`` seeded by (seed, e), so they do not
+depend on workers or process count. Global step ``s`` uses episodes ``[k*G, (k+1)*G)`` of its epoch
+(``k = s mod steps_per_epoch``, ``G`` the global batch); process ``r`` of ``W`` takes the ``r``-th
+slice of ``G / W`` of them.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from sansa_cli.images import mask_to_input, preprocess
+
+
+def epoch_episodes(dataset, seed: int, epoch: int, count: int, seq_len: int) -> list:
+    """The ``count`` training episodes of ``epoch``."""
+    rng = random.Random(f"sansa-train:{seed}:{epoch}")
+    return [dataset.training_episode(rng, seq_len) for _ in range(count)]
+
+
+def rank_indices(first_step: int, steps_per_epoch: int, global_batch: int, rank: int,
+                 world: int) -> list[int]:
+    """Indices of this process's episodes for steps ``first_step..`` of one epoch, in order."""
+    per_rank = global_batch // world
+    return [k * global_batch + rank * per_rank + i
+            for k in range(first_step, steps_per_epoch) for i in range(per_rank)]
+
+
+class EpisodeTensors(torch.utils.data.Dataset):
+    """Item ``i`` of ``indices``: the episode's images, reference mask and target masks."""
+
+    def __init__(self, dataset, episodes: list, indices: list[int], image_size: int,
+                 resize: str, augment: bool, seed: int, epoch: int):
+        self.dataset, self.episodes, self.indices = dataset, episodes, indices
+        self.image_size, self.resize, self.augment = image_size, resize, augment
+        self.key = f"{seed}:{epoch}"
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> dict:
+        index = self.indices[item]
+        episode = self.episodes[index]
+        flips = random.Random(f"sansa-augment:{self.key}:{index}")
+        images, labels = [], []
+        for image_id in (episode.reference, *episode.targets):
+            image = self.dataset.load_image(image_id)
+            label = self.dataset.load_mask(image_id, episode.class_id)
+            if self.augment and flips.random() < 0.5:
+                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                label = label[:, ::-1].copy()
+            images.append(preprocess(image, self.image_size, self.resize))
+            labels.append(self._resize_labels(label))
+        reference = mask_to_input(labels[0].numpy() == 1, self.image_size)
+        targets = torch.stack(labels[1:])
+        return {"images": torch.stack(images), "reference_mask": reference,
+                "target": (targets == 1).float(), "valid": (targets != 255).float()}
+
+    def _resize_labels(self, label: np.ndarray) -> torch.Tensor:
+        """Labels (0/1/255) at the model's size, nearest neighbour so no new values appear."""
+        tensor = torch.from_numpy(np.ascontiguousarray(label)).float()[None, None]
+        return F.interpolate(tensor, size=(self.image_size, self.image_size), mode="nearest")[0, 0]

@@ -1,0 +1,46 @@
+"""The work behind ``sansa train``: assemble the config, then run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sansa_cli.errors import UserInputError
+
+ADAPTER_FLAGS = ("bottleneck", "stages", "rank", "alpha", "adapter_option")
+
+
+def _key_values(items: list[str], flag: str) -> dict:
+    import json
+
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"{flag} {item!r} is not KEY=VALUE")
+        try:
+            values[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            values[key.strip()] = value
+    return values
+
+
+def run_train(out: Path | None, resume: Path | None, config_file: Path | None, flags: dict,
+              adapter_options: dict) -> Path:
+    """Build the run's config (saved config on resume) and train; returns the adapter file."""
+    from sansa_cli.train.config import load_config
+    from sansa_cli.train.loop import Run
+
+    if resume is not None:
+        saved = resume / "config.yaml"
+        if not saved.is_file():
+            raise UserInputError(f"{resume} holds no config.yaml; is it a sansa run directory?")
+        config = load_config(saved, {k: v for k, v in flags.items() if k in ("device", "workers")})
+        return Run(config, resume, resume=True).train()
+    overrides = {k: v for k, v in flags.items() if k not in ADAPTER_FLAGS + ("config",)}
+    if "dataset_option" in overrides:
+        overrides["dataset_options"] = _key_values(overrides.pop("dataset_option"),
+                                                   "--dataset-option")
+    if adapter_options:
+        overrides["adapter_options"] = adapter_options
+    config = load_config(config_file, overrides)
+    return Run(config, out).train()

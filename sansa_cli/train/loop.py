@@ -1,0 +1,220 @@
+"""The training loop: resumable, interruptible, distributed with DistributedDataParallel."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sansa_cli import distributed
+from sansa_cli.device import autocast
+from sansa_cli.errors import SansaError, UserInputError
+from sansa_cli.train.chain import EpisodeChain
+from sansa_cli.train.config import TrainConfig, save_config
+from sansa_cli.train.display import TrainDisplay
+from sansa_cli.train.episode_data import EpisodeTensors, epoch_episodes, rank_indices
+from sansa_cli.train.setup import (build_parts, frozen_mode, optimizer_and_schedule,
+                                   resolve_precision)
+from sansa_cli.train.state import load_state, save_state
+
+
+class TrainingDiverged(SansaError, RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Processes:
+    rank: int
+    world: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+class Run:
+    """One training run in ``out``: call :meth:`train`."""
+
+    def __init__(self, config: TrainConfig, out: Path, resume: bool = False,
+                 stop_at_step: int | None = None, quiet: bool = False):
+        self.config, self.out, self.resume = config, Path(out), resume
+        self.stop_at_step = stop_at_step  # simulates an interruption (tests)
+        self.quiet = quiet
+        self.stop_signal: int | None = None
+
+    def train(self) -> Path:
+        """Train to the end (or until interrupted); returns the final adapter file's path."""
+        from sansa_cli.device import resolve_device
+
+        device = distributed.init(resolve_device(self.config.device).type)
+        ctx = Processes(distributed.rank(), distributed.world_size())
+        try:
+            return self._train(ctx, device)
+        finally:
+            distributed.teardown()
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _train(self, ctx, device) -> Path:
+        config, out = self.config, self.out
+        checkpoints = out / "checkpoints"
+        if not self.resume and ctx.is_main and (checkpoints / "latest.pt").exists():
+            raise UserInputError(f"{out} already holds a run; continue it with --resume {out} "
+                                 "or choose another --out")
+        parts = build_parts(config, ctx, device)
+        self.parts, self.ctx, self.device = parts, ctx, device
+        self.precision = resolve_precision(config, device)
+        optimizer, scheduler = optimizer_and_schedule(config, parts.trainable, parts.total_steps)
+        scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
+        step, best = 0, None
+        if self.resume:
+            blob = load_state(checkpoints / "latest.pt", trainable=parts.trainable,
+                              optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+            step, best = int(blob["step"]), blob.get("best")
+        elif ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(config, out / "config.yaml")
+        self.optimizer, self.scheduler, self.scaler, self.best = optimizer, scheduler, scaler, best
+        frozen_mode(parts.sam)
+        chain = EpisodeChain(parts.sam, config.loss)
+        if ctx.distributed:
+            ids = [device] if device.type == "cuda" else None
+            chain = torch.nn.parallel.DistributedDataParallel(chain, device_ids=ids,
+                                                              broadcast_buffers=False)
+        self.chain = chain
+        if ctx.is_main:
+            self._trim_log(step)
+        return self._loop(step)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _loop(self, step: int) -> Path:
+        parts, config = self.parts, self.config
+        display = TrainDisplay(parts.total_steps, step, self.ctx.is_main and not self.quiet)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while step < parts.total_steps:
+                epoch = step // parts.steps_per_epoch
+                for batch in self._loader(epoch, step % parts.steps_per_epoch):
+                    step = self._step(batch, step, epoch, display)
+                    if step >= parts.total_steps or self._should_stop(step):
+                        break
+                    if config.save_every and step % config.save_every == 0:
+                        self._save(step, "latest.pt")
+                if self._should_stop(step):
+                    self._save(step, "latest.pt")
+                    display.message(f"stopped at step {step}; continue with "
+                                    f"`sansa train --resume {self.out}`")
+                    raise KeyboardInterrupt
+                self._save(step, "latest.pt")  # end of an epoch (or of the step budget)
+            return self._finish(step, display)
+        finally:
+            display.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _loader(self, epoch: int, first_step: int):
+        parts, config, ctx = self.parts, self.config, self.ctx
+        episodes = epoch_episodes(parts.dataset, config.seed, epoch, parts.episodes_per_epoch,
+                                  config.seq_len)
+        indices = rank_indices(first_step, parts.steps_per_epoch, config.batch_size, ctx.rank,
+                               ctx.world)
+        data = EpisodeTensors(parts.dataset, episodes, indices, int(parts.sam.image_size),
+                              "pil-bicubic", config.augment, config.seed, epoch)
+        return torch.utils.data.DataLoader(data, batch_size=config.batch_size // ctx.world,
+                                           shuffle=False, num_workers=config.workers)
+
+    def _step(self, batch: dict, step: int, epoch: int, display: TrainDisplay) -> int:
+        start = time.perf_counter()
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with autocast(self.device, self.precision):
+            loss = self.chain(batch["images"], batch["reference_mask"], batch["target"],
+                              batch["valid"]).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        mean_loss = float(distributed.all_reduce_sums({"loss": float(loss.detach())})["loss"]) / self.ctx.world
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(
+                f"the loss became {mean_loss} at step {step + 1}; the last good checkpoint "
+                f"is kept in {self.out / 'checkpoints'}: resume from it with a lower --lr")
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(list(self.parts.trainable.values()),
+                                           self.config.grad_clip)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        step += 1
+        seconds = time.perf_counter() - start
+        images = batch["images"].shape[0] * batch["images"].shape[1] * self.ctx.world
+        row = {"step": step, "epoch": epoch, "loss": mean_loss, "lr": lr,
+               "images_per_s": images / seconds, "seconds": seconds}
+        log_now = step % max(self.config.log_every, 1) == 0 or step == self.parts.total_steps
+        if self.ctx.is_main:
+            self._log(row)
+        display.update(step, epoch, row["loss"], lr, row["images_per_s"], log_now)
+        return step
+
+    # -- stopping, saving, logging -------------------------------------------------------------
+    def _on_signal(self, signum, _frame) -> None:
+        self.stop_signal = signum
+
+    def _should_stop(self, step: int) -> bool:
+        local = self.stop_signal is not None or step == self.stop_at_step
+        return bool(distributed.all_reduce_sums({"stop": int(local)})["stop"] > 0)
+
+    def _save(self, step: int, name: str) -> None:
+        if self.ctx.is_main:
+            save_state(self.out / "checkpoints" / name, strategy=self.parts.strategy,
+                       trainable=self.parts.trainable, optimizer=self.optimizer,
+                       scheduler=self.scheduler, scaler=self.scaler, step=step, best=self.best,
+                       base=self.parts.base, config=self.config.to_dict())
+        distributed.barrier()
+
+    def _finish(self, step: int, display: TrainDisplay) -> Path:
+        from sansa_cli.adapter_file import export_training_checkpoint
+
+        self._check_replicas()
+        path = self.out / "adapter.safetensors"
+        if self.ctx.is_main:
+            export_training_checkpoint(self.out, path)
+            display.message(f"trained {step} steps; adapter written to {path}")
+        distributed.barrier()
+        return path
+
+    def _check_replicas(self) -> None:
+        """Every process must hold the same adapter weights at the end; say so if not."""
+        if not self.ctx.distributed:
+            return
+        total = sum(float(p.detach().double().sum()) for p in self.parts.trainable.values())
+        sums = distributed.all_reduce_sums({"total": total, "square": total * total})
+        mean = sums["total"] / self.ctx.world
+        if abs(sums["square"] / self.ctx.world - mean * mean) > 1e-12 * max(1.0, mean * mean):
+            raise SansaError("the processes ended with different adapter weights; report this "
+                             "as a bug with the run's config.yaml")
+
+    def _log(self, row: dict) -> None:
+        with (self.out / "log.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def _trim_log(self, step: int) -> None:
+        """Drop log rows past the checkpoint being resumed (they will be logged again)."""
+        from sansa_cli.files import write_bytes_atomic
+
+        log = self.out / "log.jsonl"
+        if log.exists():
+            rows = [line for line in log.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= step]
+            write_bytes_atomic(log, "".join(r + "\n" for r in rows).encode())

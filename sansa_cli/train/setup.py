@@ -1,0 +1,97 @@
+"""Building what a run needs: the adapted SAM2, the training split, the optimizer and schedule."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from sansa_cli.errors import UserInputError
+from sansa_cli.train.config import TrainConfig
+
+
+@dataclass
+class Parts:
+    sam: object
+    strategy: object
+    trainable: dict
+    base: dict  # name, overrides, sha256 (recorded in checkpoints and the adapter file)
+    dataset: object
+    steps_per_epoch: int
+    total_steps: int
+    episodes_per_epoch: int
+
+
+def build_model(config: TrainConfig, ctx, device):
+    """The frozen SAM2 with the strategy injected; only its parameters require grad."""
+    from sansa_cli import distributed
+    from sansa_cli.adapters.base import apply_strategy, build_strategy
+    from sansa_cli.base_model import RELEASE_SETTINGS, build_sam2, load_checkpoint, resolve_base
+    from sansa_cli.checkpoints import sam2_checkpoint
+    from sansa_cli.files import sha256_file
+
+    overrides = {} if config.object_score_head else dict(RELEASE_SETTINGS)
+    spec = resolve_base(config.sam2, overrides)
+    if ctx.is_main:  # one process downloads; the others wait for the file
+        sam2_checkpoint(spec, config.sam2_checkpoint)
+    distributed.barrier()
+    ckpt = sam2_checkpoint(spec, config.sam2_checkpoint, download=False)
+    torch.manual_seed(config.seed)  # identical adapter init on every process
+    sam = build_sam2(spec, "cpu")
+    load_checkpoint(sam, ckpt)
+    strategy = build_strategy(config.adapter, config.adapter_options)
+    trainable = apply_strategy(sam, strategy)
+    sam = sam.to(device)
+    base = {"name": config.sam2, "overrides": overrides, "sha256": sha256_file(ckpt)}
+    return sam, strategy, trainable, base
+
+
+def frozen_mode(sam) -> None:
+    """The frozen SAM2 runs as at inference (no dropout: a fixed function, so results do not
+    depend on the number of processes); modules that own trainable weights train."""
+    sam.eval()
+    for module in sam.modules():
+        if any(p.requires_grad for p in module.parameters(recurse=False)):
+            module.train()
+
+
+def build_parts(config: TrainConfig, ctx, device) -> Parts:
+    from sansa_cli import registry
+
+    sam, strategy, trainable, base = build_model(config, ctx, device)
+    dataset = registry.load("dataset", config.dataset).create(
+        config.data_root, config.fold, "train", **config.dataset_options)
+    if config.batch_size % ctx.world:
+        raise UserInputError(f"global batch size {config.batch_size} does not split over "
+                             f"{ctx.world} processes; use a multiple of {ctx.world}")
+    per_epoch = config.episodes_per_epoch or len(dataset.image_ids())
+    steps_per_epoch = per_epoch // config.batch_size
+    if steps_per_epoch < 1:
+        raise UserInputError(f"an epoch of {per_epoch} episodes is smaller than the batch size "
+                             f"{config.batch_size}; lower --batch-size")
+    total = config.steps or config.epochs * steps_per_epoch
+    return Parts(sam, strategy, trainable, base, dataset, steps_per_epoch, total, per_epoch)
+
+
+def optimizer_and_schedule(config: TrainConfig, trainable: dict, total_steps: int):
+    """AdamW and a per-step cosine schedule with optional linear warmup."""
+    optimizer = torch.optim.AdamW(list(trainable.values()), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    warmup = config.warmup_steps
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def resolve_precision(config: TrainConfig, device) -> str:
+    if config.precision != "auto":
+        return config.precision
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"

@@ -28,7 +28,8 @@ def load_model(sam2: str | None = None, checkpoint: str | Path | None = None,
     """
     from sansa_cli.adapter_file import attach_adapters, read_adapter_info
     from sansa_cli.base_model import (
-        DEFAULT_SAM2, VIDEO_PREDICTOR_SETTINGS, build_sam2, load_checkpoint, resolve_base,
+        DEFAULT_SAM2, STOCK_MODELS, VIDEO_PREDICTOR_SETTINGS, build_sam2, load_checkpoint,
+        resolve_base,
     )
     from sansa_cli.checkpoints import sam2_checkpoint
     from sansa_cli.device import autocast, resolve_device
@@ -48,7 +49,9 @@ def load_model(sam2: str | None = None, checkpoint: str | Path | None = None,
     load_checkpoint(sam, ckpt)
     strategy = None
     if info is not None:
-        strategy = attach_adapters(sam, adapters, info, ckpt, allow_base_mismatch)
+        named = sam2 if sam2 in STOCK_MODELS else None  # a stock name given by the user
+        strategy = attach_adapters(sam, adapters, info, ckpt, allow_base_mismatch,
+                                   base_model=named)
     sam = sam.to(torch_device).eval()
     resize = info.extra.get("image_resize", "pil-bicubic") if info else "pil-bicubic"
     return SansaModel(sam, torch_device, str(getattr(precision, "value", precision)), resize,

@@ -102,3 +102,31 @@ def test_batched_targets_equal_one_by_one(scene):
         np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-5)
         assert a.mask.shape == b.mask.shape
         assert (a.mask != b.mask).mean() < 1e-3
+
+
+@pytest.mark.parametrize("prompt_kind", ["points", "box", "scribble"])
+def test_prompted_references_never_run_memory_attention(scene, prompt_kind):
+    from sansa_cli.prompts import Box, Points, Scribble
+
+    sam = build_tiny()
+    calls = []
+    sam.memory_attention.register_forward_hook(lambda *_: calls.append(1))
+    strokes = np.zeros((80, 96), bool)
+    strokes[35:45, 30:45] = True
+    prompt = {"points": Points(((38.0, 40.0),), ((3.0, 3.0),)), "box": Box(20, 20, 60, 60),
+              "scribble": Scribble(strokes)}[prompt_kind]
+    model = SansaModel(sam, "cpu")
+    memory = model.encode_references([(scene["refs"][0][0], prompt)])
+    assert calls == []  # the reference frame is decoded without memory attention
+    assert memory.masks[0].shape == (80, 96) and memory.masks[0].dtype == bool
+    result = list(model.segment(memory, scene["targets"][:1]))[0]
+    assert calls == [1]  # the target does attend to the reference's memory
+    assert result.mask.shape == (80, 96)
+
+
+def test_prompt_api_matches_cli_parsing():
+    from sansa_cli.prompts import Box, Points, Scribble, parse_marking
+
+    assert parse_marking("box:1,2,30,40") == Box(1, 2, 30, 40)
+    assert parse_marking("points:1,2;3,4|neg:5,6") == Points(((1, 2), (3, 4)), ((5, 6),))
+    assert isinstance(parse_marking("scribble:s.png"), Scribble)

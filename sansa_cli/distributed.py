@@ -51,7 +51,8 @@ def init(device_type: str = "cpu"):
         torch.cuda.set_device(device)
     if world_size() > 1 and not _initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(backend=backend,
+                                device_id=device if device.type == "cuda" else None)
     return device
 
 

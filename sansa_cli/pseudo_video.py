@@ -62,6 +62,13 @@ class FrameMemory:
     pos_enc: torch.Tensor  # [B, mem_dim, h, w]
     obj_ptr: torch.Tensor  # [B, hidden_dim]
 
+    @staticmethod
+    def cat(parts: list["FrameMemory"]) -> "FrameMemory":
+        """Join the memories of several frames into one batch."""
+        return FrameMemory(torch.cat([p.features for p in parts]),
+                           torch.cat([p.pos_enc for p in parts]),
+                           torch.cat([p.obj_ptr for p in parts]))
+
     def item(self, i: int) -> "FrameMemory":
         return FrameMemory(self.features[i:i + 1], self.pos_enc[i:i + 1], self.obj_ptr[i:i + 1])
 

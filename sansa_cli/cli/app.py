@@ -21,13 +21,16 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from sansa_cli.cli import export_adapters, info, predict, prepare, visualize_features
+    from sansa_cli.cli import (eval, export_adapters, info, predict, prepare, train,
+                               visualize_features)
 
     app.command("predict", no_args_is_help=True)(predict.predict)
     app.command("info")(info.info)
     app.command("prepare", no_args_is_help=True)(prepare.prepare)
+    app.command("train", no_args_is_help=True)(train.train)
     app.command("export-adapters", no_args_is_help=True)(export_adapters.export_adapters)
     app.command("visualize-features", no_args_is_help=True)(visualize_features.visualize_features)
+    app.command("eval", no_args_is_help=True)(eval.eval_command)
 
 
 _register()

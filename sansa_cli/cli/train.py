@@ -65,6 +65,9 @@ def train(
                                                    **_FLAG)] = None,
     save_every: Annotated[Optional[int], typer.Option("--save-every", help="Steps between "
                                                       "checkpoints (default: each epoch).", **_FLAG)] = None,
+    prompt: Annotated[Optional[str], typer.Option(
+        "--prompt", help="How references are marked: mask (default), point, box, scribble, or "
+        "mixed (a random one per reference, as the authors' universal model).", **_FLAG)] = None,
     val_episodes: Annotated[Optional[int], typer.Option(
         "--val-episodes", help="Validate on this many episodes of the fold every epoch "
         "(0 = off); the best checkpoint is chosen by it.", **_FLAG)] = None,

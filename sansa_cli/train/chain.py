@@ -23,15 +23,27 @@ class EpisodeChain(nn.Module):
         self.sam = sam
         self.loss = loss
 
-    def forward(self, images, reference_mask, target, valid) -> torch.Tensor:
+    def forward(self, images, reference_mask, target, valid, prompt_coords=None,
+                prompt_labels=None, prompt_count=None) -> torch.Tensor:
         """Per-episode loss [B] for images [B, 1+J, 3, S, S] (reference first), reference masks
-        [B, 1, S, S] and target masks/valid pixels [B, J, S, S]."""
+        [B, 1, S, S] and target masks/valid pixels [B, J, S, S]. With ``prompt_count`` [B] > 0,
+        that episode's reference is marked by the first ``count`` prompt points instead."""
         sam = self.sam
         batch, frames_per_episode = images.shape[:2]
         seq_len = frames_per_episode - 1
         frames = pv.encode_frames(sam, images.flatten(0, 1))  # episode-major order
         index = lambda f: [b * frames_per_episode + f for b in range(batch)]  # noqa: E731
-        memory = pv.mask_reference_memory(sam, frames.select(index(0)), reference_mask)
+        references = frames.select(index(0))
+        if prompt_count is None or not bool((prompt_count > 0).any()):
+            memory = pv.mask_reference_memory(sam, references, reference_mask)
+        else:
+            memory = pv.FrameMemory.cat([
+                pv.mask_reference_memory(sam, references.select([b]), reference_mask[b:b + 1])
+                if int(count) == 0 else
+                pv.prompt_reference_memory(sam, references.select([b]), {
+                    "point_coords": prompt_coords[b:b + 1, :count],
+                    "point_labels": prompt_labels[b:b + 1, :count]})[0]
+                for b, count in enumerate(prompt_count.tolist())])
         previous: list[pv.FrameMemory] = []
         total = images.new_zeros(batch, dtype=torch.float32)
         for j in range(seq_len):

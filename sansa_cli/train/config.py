@@ -63,8 +63,9 @@ class TrainConfig:
             raise UserInputError("--steps must be at least 1")
         if not self.lr > 0:
             raise UserInputError(f"learning rate {self.lr} must be positive")
-        if self.prompt not in ("mask", "mixed"):
-            raise UserInputError(f"--prompt {self.prompt!r}: training takes mask or mixed")
+        if self.prompt not in ("mask", "point", "box", "scribble", "mixed"):
+            raise UserInputError(f"unknown --prompt {self.prompt!r}; use mask, point, box, "
+                                 "scribble or mixed")
         return self
 
     def to_dict(self) -> dict[str, Any]:

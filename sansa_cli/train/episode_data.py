@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sansa_cli.images import mask_to_input, preprocess
+from sansa_cli.prompts import MAX_SCRIBBLE_POINTS, point_inputs
+
+MAX_PROMPT_POINTS = MAX_SCRIBBLE_POINTS + 2  # room for any sampled prompt (a box takes 2)
 
 
 def epoch_episodes(dataset, seed: int, epoch: int, count: int, seq_len: int) -> list:
@@ -36,10 +39,11 @@ class EpisodeTensors(torch.utils.data.Dataset):
     """Item ``i`` of ``indices``: the episode's images, reference mask and target masks."""
 
     def __init__(self, dataset, episodes: list, indices: list[int], image_size: int,
-                 resize: str, augment: bool, seed: int, epoch: int):
+                 resize: str, augment: bool, seed: int, epoch: int, prompt: str = "mask"):
         self.dataset, self.episodes, self.indices = dataset, episodes, indices
         self.image_size, self.resize, self.augment = image_size, resize, augment
         self.key = f"{seed}:{epoch}"
+        self.seed, self.epoch, self.prompt = seed, epoch, prompt
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -48,7 +52,7 @@ class EpisodeTensors(torch.utils.data.Dataset):
         index = self.indices[item]
         episode = self.episodes[index]
         flips = random.Random(f"sansa-augment:{self.key}:{index}")
-        images, labels = [], []
+        images, labels, reference_label = [], [], None
         for image_id in (episode.reference, *episode.targets):
             image = self.dataset.load_image(image_id)
             label = self.dataset.load_mask(image_id, episode.class_id)
@@ -57,10 +61,30 @@ class EpisodeTensors(torch.utils.data.Dataset):
                 label = label[:, ::-1].copy()
             images.append(preprocess(image, self.image_size, self.resize))
             labels.append(self._resize_labels(label))
+            reference_label = label if reference_label is None else reference_label
         reference = mask_to_input(labels[0].numpy() == 1, self.image_size)
         targets = torch.stack(labels[1:])
-        return {"images": torch.stack(images), "reference_mask": reference,
+        item = {"images": torch.stack(images), "reference_mask": reference,
                 "target": (targets == 1).float(), "valid": (targets != 255).float()}
+        if self.prompt != "mask":
+            item.update(self._prompt(reference_label == 1, index))
+        return item
+
+    def _prompt(self, mask: np.ndarray, index: int) -> dict:
+        """The reference's prompt as fixed-size tensors (count 0 = use the mask)."""
+        from sansa_cli.prompt_sampling import sample_prompt
+
+        coords = torch.zeros(MAX_PROMPT_POINTS, 2)
+        labels = torch.full((MAX_PROMPT_POINTS,), -1, dtype=torch.int32)
+        marking = sample_prompt(self.prompt, mask, self.seed * 1_000_003 + self.epoch, index, 0)
+        count = 0
+        if not isinstance(marking, np.ndarray):
+            points = point_inputs(marking, mask.shape[1], mask.shape[0], self.image_size)
+            count = points["point_labels"].shape[1]
+            coords[:count] = points["point_coords"][0]
+            labels[:count] = points["point_labels"][0]
+        return {"prompt_coords": coords, "prompt_labels": labels,
+                "prompt_count": torch.tensor(count)}
 
     def _resize_labels(self, label: np.ndarray) -> torch.Tensor:
         """Labels (0/1/255) at the model's size, nearest neighbour so no new values appear."""

@@ -127,7 +127,7 @@ class Run:
         indices = rank_indices(first_step, parts.steps_per_epoch, config.batch_size, ctx.rank,
                                ctx.world)
         data = EpisodeTensors(parts.dataset, episodes, indices, int(parts.sam.image_size),
-                              "pil-bicubic", config.augment, config.seed, epoch)
+                              "pil-bicubic", config.augment, config.seed, epoch, config.prompt)
         return torch.utils.data.DataLoader(data, batch_size=config.batch_size // ctx.world,
                                            shuffle=False, num_workers=config.workers)
 
@@ -135,8 +135,7 @@ class Run:
         start = time.perf_counter()
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         with autocast(self.device, self.precision):
-            loss = self.chain(batch["images"], batch["reference_mask"], batch["target"],
-                              batch["valid"]).mean()
+            loss = self.chain(**batch).mean()
         self.optimizer.zero_grad(set_to_none=True)
         (self.scaler.scale(loss) if self.scaler else loss).backward()
         mean_loss = float(distributed.all_reduce_sums({"loss": float(loss.detach())})["loss"]) / self.ctx.world

@@ -1,0 +1,86 @@
+"""Prompts drawn from support masks: deterministic for a seed, always on the object."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sansa_cli.errors import UserInputError
+from sansa_cli.prompt_sampling import (
+    MAX_POINTS, largest_component, prompt_name, sample_prompt,
+)
+from sansa_cli.prompts import Box, Points, Scribble
+
+
+def two_blobs() -> np.ndarray:
+    """A 30x40 mask: a big ring-like blob (with a hole) on the left, a small square on the right."""
+    mask = np.zeros((30, 40), bool)
+    mask[3:25, 2:20] = True
+    mask[10:15, 8:12] = False
+    mask[5:9, 30:36] = True
+    return mask
+
+
+def test_largest_component_uses_8_connectivity():
+    mask = np.zeros((6, 6), bool)
+    mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # a diagonal line: one component of 3
+    mask[4:6, 4:6] = True  # a 2x2 square: 4 pixels
+    assert largest_component(mask).sum() == 4 and largest_component(mask)[5, 5]
+    mask[3, 3] = True  # now the diagonal reaches the square: one component of 8
+    assert largest_component(mask).sum() == 8
+    assert not largest_component(np.zeros((3, 3), bool)).any()
+
+
+@pytest.mark.parametrize("kind", ["point", "box", "scribble", "mixed", "mask"])
+def test_same_seed_same_prompt(kind):
+    mask = two_blobs()
+    first = sample_prompt(kind, mask, seed=3, episode_index=7, support_index=1)
+    again = sample_prompt(kind, mask, seed=3, episode_index=7, support_index=1)
+    if isinstance(first, Scribble):
+        np.testing.assert_array_equal(first.strokes, again.strokes)
+    elif isinstance(first, np.ndarray):
+        np.testing.assert_array_equal(first, again)
+    else:
+        assert first == again
+
+
+def test_seed_episode_and_support_each_change_the_draw():
+    mask = two_blobs()
+    draws = {sample_prompt("point", mask, s, e, j).positive
+             for s, e, j in [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]}
+    assert len(draws) == 4
+
+
+def test_points_are_on_the_object_and_at_most_twenty():
+    mask = two_blobs()
+    counts = set()
+    for episode in range(30):
+        points = sample_prompt("point", mask, 0, episode, 0)
+        assert isinstance(points, Points) and not points.negative
+        assert 1 <= len(points.positive) <= MAX_POINTS
+        assert len(set(points.positive)) == len(points.positive)
+        assert all(mask[int(y), int(x)] for x, y in points.positive)
+        counts.add(len(points.positive))
+    assert len(counts) > 3  # the number of clicks varies
+
+
+def test_box_encloses_the_largest_component_only():
+    box = sample_prompt("box", two_blobs(), 0, 0, 0)
+    assert box == Box(2.0, 3.0, 20.0, 25.0)  # the left blob, pixel edges; the square is ignored
+
+
+def test_scribbles_stay_inside_the_mask():
+    mask = two_blobs()
+    for episode in range(20):
+        scribble = sample_prompt("scribble", mask, 0, episode, 0)
+        assert isinstance(scribble, Scribble)
+        assert scribble.strokes.any() and not (scribble.strokes & ~mask).any()
+
+
+def test_mixed_draws_every_kind_and_empty_masks_stay_masks():
+    kinds = {prompt_name(sample_prompt("mixed", two_blobs(), 0, e, 0)) for e in range(40)}
+    assert kinds == {"mask", "point", "box", "scribble"}
+    empty = np.zeros((5, 5), bool)
+    assert prompt_name(sample_prompt("box", empty, 0, 0, 0)) == "mask"
+    with pytest.raises(UserInputError, match="unknown prompt type"):
+        sample_prompt("lasso", two_blobs(), 0, 0, 0)

@@ -118,7 +118,7 @@ def test_two_gloo_processes_agree_with_one(setup, tmp_path):
 
     import yaml
 
-    cfg = config(setup, steps=3, episodes_per_epoch=4, epochs=1)
+    cfg = config(setup, steps=3, episodes_per_epoch=4, epochs=1, val_episodes=3)
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
@@ -149,3 +149,15 @@ def test_mixed_prompt_training(setup, tmp_path):
     Run(config(setup, prompt="mixed", steps=3), tmp_path / "mixed", quiet=True).train()
     trained = adapter_tensors(tmp_path / "mixed")
     assert any(v.abs().sum() > 0 for k, v in trained.items() if "up_proj" in k)
+
+
+def test_validation_every_epoch_picks_the_best_checkpoint(setup, tmp_path):
+    run = tmp_path / "val"
+    Run(config(setup, val_episodes=4), run, quiet=True).train()
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    scores = [r for r in rows if "val_miou" in r]
+    assert [r["epoch"] for r in scores] == [0, 1]
+    assert all(0 <= r["val_miou"] <= 100 for r in scores)
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert best["best"] == max(r["val_miou"] for r in scores)
+    assert (run / "adapter_best.safetensors").is_file()

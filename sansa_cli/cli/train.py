@@ -71,6 +71,11 @@ def train(
     val_episodes: Annotated[Optional[int], typer.Option(
         "--val-episodes", help="Validate on this many episodes of the fold every epoch "
         "(0 = off); the best checkpoint is chosen by it.", **_FLAG)] = None,
+    val_shot: Annotated[Optional[int], typer.Option("--val-shot", help="Shots of the validation "
+                                                    "episodes (default 1).", **_FLAG)] = None,
+    object_score_head: Annotated[Optional[bool], typer.Option(
+        "--object-score-head/--no-object-score-head", help="Keep SAM2's object-presence head "
+        "(off by default, as in the paper's models).", **_FLAG)] = None,
 ) -> None:
     """Train adapters on a frozen SAM2 with the paper's pseudo-reference self-training.
 

@@ -50,6 +50,7 @@ class Run:
         self.stop_at_step = stop_at_step  # simulates an interruption (tests)
         self.quiet = quiet
         self.stop_signal: int | None = None
+        self.validator = None
 
     def train(self) -> Path:
         """Train to the end (or until interrupted); returns the final adapter file's path."""
@@ -113,7 +114,8 @@ class Run:
                     display.message(f"stopped at step {step}; continue with "
                                     f"`sansa train --resume {self.out}`")
                     raise KeyboardInterrupt
-                self._save(step, "latest.pt")  # end of an epoch (or of the step budget)
+                self._validate(step, epoch, display)  # end of an epoch (or of the budget)
+                self._save(step, "latest.pt")
             return self._finish(step, display)
         finally:
             display.close()
@@ -166,6 +168,28 @@ class Run:
         display.update(step, epoch, row["loss"], lr, row["images_per_s"], log_now)
         return step
 
+    def _validate(self, step: int, epoch: int, display: TrainDisplay) -> None:
+        """Score the fold's validation episodes; keep ``best.pt`` for the best mIoU so far."""
+        if not self.config.val_episodes:
+            return
+        if self.validator is None:
+            from sansa_cli.train.validation import Validator
+
+            self.validator = Validator(self.config, self.ctx.rank, self.ctx.world)
+        miou = self.validator.score(self.parts.sam, self.device, self.precision)
+        improved = distributed.broadcast_from_main(
+            miou is not None and (self.best is None or miou > self.best))
+        if self.ctx.is_main:
+            self._log({"step": step, "epoch": epoch, "val_miou": miou,
+                       "val_episodes": len(self.validator.episodes)})
+            display.message(f"epoch {epoch}: validation mIoU {miou:.2f}"
+                            + (" (best so far)" if improved else ""))
+        if improved:
+            self.best = distributed.broadcast_from_main(miou)
+            self._save(step, "best.pt")
+        else:
+            self.best = distributed.broadcast_from_main(self.best)
+
     # -- stopping, saving, logging -------------------------------------------------------------
     def _on_signal(self, signum, _frame) -> None:
         self.stop_signal = signum
@@ -189,6 +213,9 @@ class Run:
         path = self.out / "adapter.safetensors"
         if self.ctx.is_main:
             export_training_checkpoint(self.out, path)
+            if (self.out / "checkpoints" / "best.pt").exists():
+                export_training_checkpoint(self.out, self.out / "adapter_best.safetensors",
+                                           best=True)
             display.message(f"trained {step} steps; adapter written to {path}")
         distributed.barrier()
         return path

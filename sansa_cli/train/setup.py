@@ -27,12 +27,15 @@ def build_model(config: TrainConfig, ctx, device):
     """The frozen SAM2 with the strategy injected; only its parameters require grad."""
     from sansa_cli import distributed
     from sansa_cli.adapters.base import apply_strategy, build_strategy
-    from sansa_cli.base_model import RELEASE_SETTINGS, build_sam2, load_checkpoint, resolve_base
+    from sansa_cli.base_model import (RELEASE_SETTINGS, VIDEO_PREDICTOR_SETTINGS, build_sam2,
+                                      load_checkpoint, resolve_base)
     from sansa_cli.checkpoints import sam2_checkpoint
     from sansa_cli.files import sha256_file
 
+    # Train, validate and predict with the same settings: the adapter file records the base's
+    # own overrides, and load_model adds the video-predictor settings used here too.
     overrides = {} if config.object_score_head else dict(RELEASE_SETTINGS)
-    spec = resolve_base(config.sam2, overrides)
+    spec = resolve_base(config.sam2, {**VIDEO_PREDICTOR_SETTINGS, **overrides})
     if ctx.is_main:  # one process downloads; the others wait for the file
         sam2_checkpoint(spec, config.sam2_checkpoint)
     distributed.barrier()

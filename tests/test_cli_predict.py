@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.cli_helpers import assert_one_line_error, run_sansa
-from tests.conftest import TINY_YAML, blob_image, blob_mask
+from tests.conftest import TINY_YAML, blob_mask
 
 
 @pytest.fixture()

@@ -8,14 +8,13 @@ import torch
 
 from sansa_cli.adapters.adaptformer import AdaptFormer
 from sansa_cli.adapters.base import apply_strategy
-from sansa_cli.images import load_image, load_mask, mask_to_input, preprocess
+from sansa_cli.images import load_image, load_mask, preprocess
 from sansa_cli.model import SansaModel
 from tests.conftest import build_tiny
 
 
 def _video_predictor_masks(sam, frames: torch.Tensor, mask: np.ndarray, size):
     """Mask on frame 0, propagate to frame 1 with sam2's SAM2VideoPredictor (same weights)."""
-    from omegaconf import OmegaConf
     from hydra.utils import instantiate
     from sansa_cli.base_model import VIDEO_PREDICTOR_SETTINGS, compose_config, resolve_base
     from tests.conftest import TINY_YAML

@@ -78,9 +78,8 @@ AdapterOptions = Annotated[
 
 def adapter_options(bottleneck=None, stages=None, rank=None, alpha=None, extra=None) -> dict:
     """Collect the strategy options given on the command line (unset ones are left out)."""
-    import json
-
     from sansa_cli.errors import UserInputError
+    from sansa_cli.parsing import key_values
 
     options = {"bottleneck": bottleneck, "rank": rank, "alpha": alpha}
     if stages is not None:
@@ -88,14 +87,7 @@ def adapter_options(bottleneck=None, stages=None, rank=None, alpha=None, extra=N
             options["stages"] = tuple(int(s) for s in stages.split(",") if s.strip())
         except ValueError:
             raise UserInputError(f"--stages {stages!r} is not a list of integers; use e.g. 2,3")
-    for item in extra or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserInputError(f"--adapter-option {item!r} is not KEY=VALUE")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
+    options.update(key_values(extra, "--adapter-option", "rank=8"))
     return {k: v for k, v in options.items() if v is not None}
 
 

@@ -77,19 +77,10 @@ def prepare(
 
 def _options(splits: Optional[Path], lvis_json: Optional[Path],
              extra: Optional[list[str]]) -> dict:
-    import json
-
-    from sansa_cli.errors import UserInputError
+    from sansa_cli.parsing import key_values
 
     options: dict = {"splits": splits, "annotations": lvis_json}
-    for item in extra or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserInputError(f"--option {item!r} is not KEY=VALUE; use e.g. membership=peers")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
+    options.update(key_values(extra, "--option", "membership=peers"))
     return {k: v for k, v in options.items() if v is not None}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sansa_cli.datasets.base import Episode, FewShotDataset
+from sansa_cli.parsing import key_values
 from sansa_cli.errors import MissingFileError, UserInputError
 
 
@@ -102,17 +103,7 @@ def parse_canvas(text: str | None, default: int | None) -> int | None:
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserInputError(f"--dataset-option {item!r} is not KEY=VALUE; "
-                                 "use e.g. membership=peers")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options
+    return key_values(items, "--dataset-option", "membership=peers")
 
 
 def episode_hash(dataset: FewShotDataset, shot: int, episodes: list[Episode]) -> str:

@@ -5,23 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sansa_cli.errors import UserInputError
+from sansa_cli.parsing import key_values
 
 ADAPTER_FLAGS = ("bottleneck", "stages", "rank", "alpha", "adapter_option")
-
-
-def _key_values(items: list[str], flag: str) -> dict:
-    import json
-
-    values = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserInputError(f"{flag} {item!r} is not KEY=VALUE")
-        try:
-            values[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            values[key.strip()] = value
-    return values
 
 
 def run_train(out: Path | None, resume: Path | None, config_file: Path | None, flags: dict,
@@ -38,8 +24,8 @@ def run_train(out: Path | None, resume: Path | None, config_file: Path | None, f
         return Run(config, resume, resume=True).train()
     overrides = {k: v for k, v in flags.items() if k not in ADAPTER_FLAGS + ("config",)}
     if "dataset_option" in overrides:
-        overrides["dataset_options"] = _key_values(overrides.pop("dataset_option"),
-                                                   "--dataset-option")
+        overrides["dataset_options"] = key_values(overrides.pop("dataset_option"),
+                                                  "--dataset-option", "membership=peers")
     if adapter_options:
         overrides["adapter_options"] = adapter_options
     config = load_config(config_file, overrides)

@@ -20,7 +20,9 @@ def eval_roots(tmp_path_factory) -> dict:
 
 
 def model_args(checkpoint: Path) -> list:
-    return ["--sam2", TINY_YAML, "--sam2-checkpoint", checkpoint, "--device", "cpu"]
+    """Model options; ``--adapters none`` comes first so a test's own ``--adapters`` wins."""
+    return ["--adapters", "none", "--sam2", TINY_YAML, "--sam2-checkpoint", checkpoint,
+            "--device", "cpu"]
 
 
 def adapter_file(path: Path, seed: int = 5) -> Path:

@@ -54,3 +54,12 @@ def test_bad_input(case, eval_roots, lists, tiny_checkpoint, tmp_path, capsys, m
     code, _, err = run_sansa([*args, *extra], capsys, monkeypatch)
     assert_one_line_error(code, err, *fragments)
     assert not out.exists()
+
+
+def test_the_model_must_be_named(eval_roots, tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """No silent frozen-SAM2 run: --adapters must say which model is scored."""
+    root, _ = eval_roots["fss1000"]
+    code, _, err = run_sansa(["eval", "--dataset", "fss1000", "--data-root", root, "--out",
+                              tmp_path / "o", "--sam2-checkpoint", tiny_checkpoint],
+                             capsys, monkeypatch)
+    assert_one_line_error(code, err, "--adapters none")

@@ -52,7 +52,8 @@ def eval_command(
         "518 FSS-1000, original otherwise).", show_default=False)] = None,
     adapters: Annotated[str, typer.Option(
         "--adapters", help="Adapter file (.safetensors), a per-fold pattern such as "
-        "'adapters/coco_fold{fold}.safetensors', or 'none' for frozen SAM2.")] = "none",
+        "'adapters/coco_fold{fold}.safetensors', or 'none' for frozen SAM2 (required: say which "
+        "model you are scoring).", show_default=False)] = "",
     sam2: opt.Sam2 = None,
     sam2_checkpoint: opt.Sam2Checkpoint = None,
     device: opt.DeviceOpt = opt.Device.auto,
@@ -87,8 +88,12 @@ def eval_command(
     """
     from rich.console import Console
 
+    from sansa_cli.errors import UserInputError
     from sansa_cli.evaluation import EvalJob, run_eval
 
+    if not adapters:
+        raise UserInputError("say which model to score: --adapters FILE, a pattern with {fold}, "
+                             "or --adapters none for frozen SAM2")
     run_eval(EvalJob(
         dataset=dataset, data_root=data_root, out=out, shots=shots, folds=folds, split=split,
         episodes=episodes, episodes_per_fold=episodes_per_fold, seed=seed, canvas=canvas,

@@ -161,3 +161,32 @@ def test_validation_every_epoch_picks_the_best_checkpoint(setup, tmp_path):
     best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
     assert best["best"] == max(r["val_miou"] for r in scores)
     assert (run / "adapter_best.safetensors").is_file()
+
+
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(setup, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    cfg = config(setup, steps=500, save_every=0)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    run = tmp_path / "sig"
+    proc = subprocess.Popen([sys.executable, "-m", "sansa_cli", "train", "--config",
+                             str(tmp_path / "run.yaml"), "--out", str(run)],
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = run / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("stopped at step")  # how to continue
+    saved = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["step"]
+    logged = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert saved == logged[-1] >= 2 and "Traceback" not in err

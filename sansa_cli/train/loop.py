@@ -67,7 +67,7 @@ class Run:
     def _train(self, ctx, device) -> Path:
         config, out = self.config, self.out
         checkpoints = out / "checkpoints"
-        if not self.resume and ctx.is_main and (checkpoints / "latest.pt").exists():
+        if not self.resume and (checkpoints / "latest.pt").exists():
             raise UserInputError(f"{out} already holds a run; continue it with --resume {out} "
                                  "or choose another --out")
         parts = build_parts(config, ctx, device)

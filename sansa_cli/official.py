@@ -50,7 +50,7 @@ def load_official(path: str | Path) -> dict:
         with torch.serialization.safe_globals([argparse.Namespace]):
             blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        from sansa_cli.adapter_file import unpickle_reason
+        from sansa_cli.train_checkpoint import unpickle_reason
 
         raise AdapterFileError(
             f"official checkpoint {path} cannot be read safely ({unpickle_reason(exc)}); "

@@ -71,7 +71,7 @@ def export_adapters(
 
         written = convert_official(from_official, out, dtype=dtype.value)
     else:
-        from sansa_cli.adapter_file import export_training_checkpoint
+        from sansa_cli.train_checkpoint import export_training_checkpoint
 
         written = export_training_checkpoint(source, out, best=best, dtype=dtype.value,
                                              merge_lora=merge_lora,

@@ -207,7 +207,7 @@ class Run:
         distributed.barrier()
 
     def _finish(self, step: int, display: TrainDisplay) -> Path:
-        from sansa_cli.adapter_file import export_training_checkpoint
+        from sansa_cli.train_checkpoint import export_training_checkpoint
 
         self._check_replicas()
         path = self.out / "adapter.safetensors"

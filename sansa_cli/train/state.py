@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sansa_cli.adapter_file import TRAIN_FORMAT, TRAIN_VERSION, read_training_checkpoint
+from sansa_cli.train_checkpoint import TRAIN_FORMAT, TRAIN_VERSION, read_training_checkpoint
 from sansa_cli.errors import UserInputError
 from sansa_cli.files import atomic_path
 

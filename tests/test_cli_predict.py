@@ -168,3 +168,28 @@ def test_extra_references_take_prompts(scene, base_args, capsys, monkeypatch):
     assert code == 0, err
     summary = json.loads((out / "predictions.json").read_text())
     assert len(summary["references"]) == 3
+
+
+def test_default_model_is_used_without_adapters(scene, tiny_checkpoint, tmp_path, capsys,
+                                                monkeypatch):
+    """No --adapters: the authors' universal adapter (placed by hand here, converted on first
+    use for the tiny SAM2) is layered on its base model, and the run says so."""
+    from sansa_cli.default_model import ensure_default_adapters
+    from tests.adapters_fixtures import TINY, TINY_DIMS, TINY_STAGE_BLOCKS, official_state, \
+        write_official
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    monkeypatch.setenv("SANSA_CHECKPOINTS", str(folder))
+    write_official(folder / "sansa_universal.pth",
+                   official_state(TINY_DIMS, TINY_STAGE_BLOCKS, 0.8), channel_factor=0.8)
+    ensure_default_adapters(download=False, base_model=TINY)  # converted for the tiny base
+    ref, mask = scene["refs"][0]
+    out = tmp_path / "default"
+    code, _, err = run_sansa(["predict", ref, mask, scene["targets"][0], "--out", out, "--json",
+                              "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"],
+                             capsys, monkeypatch)
+    assert code == 0, err
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["adapters"] == "adaptformer" and summary["sam2"] == "tiny_sam2"
+    assert summary["targets"][0]["object_score"] is None  # the release's base has no such head

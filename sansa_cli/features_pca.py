@@ -272,7 +272,7 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
                        masks: Sequence[str | Path] | None = None, classes: str | None = None,
                        adapters: str | Path | None = None, sam2: str | None = None,
                        checkpoint: str | Path | None = None, device: str = "auto",
-                       precision: str = "fp32", batch_size: int = 4) -> list[Path]:
+                       precision: str = "fp32", batch_size: int | None = None) -> list[Path]:
     """Write ``<stem>_pca.png`` per image (columns: image | frozen | adapted) and, with masks,
     ``scatter.png`` to ``out``; returns the written paths. Every input is checked before any
     model is built, and nothing is written unless all the work succeeded."""

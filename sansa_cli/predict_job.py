@@ -21,7 +21,7 @@ class PredictJob:
     sam2_checkpoint: Path | None = None
     device: str = "auto"
     precision: str = "fp32"
-    batch_size: int = 1
+    batch_size: int | None = None  # None: the device's default (see load_model)
     allow_base_mismatch: bool = False
 
 

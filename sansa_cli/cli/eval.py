@@ -58,8 +58,9 @@ def eval_command(
     sam2_checkpoint: opt.Sam2Checkpoint = None,
     device: opt.DeviceOpt = opt.Device.auto,
     precision: opt.PrecisionOpt = opt.Precision.fp32,
-    batch_size: Annotated[int, typer.Option(
-        "--batch-size", min=1, help="Frames per image-encoder batch.")] = 8,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", min=1, help="Frames per image-encoder batch (default: 1 on the CPU, "
+        "4 on GPUs).", show_default=False)] = None,
     cache_mb: Annotated[float, typer.Option(
         "--cache-mb", min=0, help="Host memory for cached image-encoder outputs (0: no cache).")
     ] = 1024.0,

@@ -37,7 +37,7 @@ class EvalJob:
     sam2_checkpoint: Optional[Path] = None
     device: str = "auto"
     precision: str = "fp32"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: the device default (1 on the CPU, 4 on GPUs)
     cache_mb: float = 1024.0
     prompt: str = "mask"
     dataset_options: list[str] = field(default_factory=list)

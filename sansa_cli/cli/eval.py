@@ -58,9 +58,7 @@ def eval_command(
     sam2_checkpoint: opt.Sam2Checkpoint = None,
     device: opt.DeviceOpt = opt.Device.auto,
     precision: opt.PrecisionOpt = opt.Precision.fp32,
-    batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", min=1, help="Frames per image-encoder batch (default: 1 on the CPU, "
-        "4 on GPUs).", show_default=False)] = None,
+    batch_size: opt.BatchSize = None,
     cache_mb: Annotated[float, typer.Option(
         "--cache-mb", min=0, help="Host memory for cached image-encoder outputs (0: no cache).")
     ] = 1024.0,

@@ -100,6 +100,11 @@ AdaptersOrDefault = Annotated[
         show_default=False,
     ),
 ]
+BatchSize = Annotated[
+    Optional[int],
+    typer.Option("--batch-size", min=1, help="Images per image-encoder batch (default: 1 on the "
+                 "CPU, 4 on GPUs).", show_default=False),
+]
 AllowBaseMismatch = Annotated[
     bool,
     typer.Option("--allow-base-mismatch",

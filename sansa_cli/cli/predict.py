@@ -44,9 +44,7 @@ def predict(
     sam2_checkpoint: opt.Sam2Checkpoint = None,
     device: opt.DeviceOpt = opt.Device.auto,
     precision: opt.PrecisionOpt = opt.Precision.fp32,
-    batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", min=1, help="Images per image-encoder batch (default: 1 on the CPU, 4 on "
-        "GPUs).", show_default=False)] = None,
+    batch_size: opt.BatchSize = None,
     allow_base_mismatch: opt.AllowBaseMismatch = False,
 ) -> None:
     """Segment the object marked in the reference(s) in every target image.

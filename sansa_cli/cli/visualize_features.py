@@ -31,8 +31,7 @@ def visualize_features(
     sam2_checkpoint: opt.Sam2Checkpoint = None,
     device: opt.DeviceOpt = opt.Device.auto,
     precision: opt.PrecisionOpt = opt.Precision.fp32,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1,
-                                            help="Images per image-encoder batch.")] = 4,
+    batch_size: opt.BatchSize = None,
 ) -> None:
     """Colour SAM2's image features by their first 3 principal components (one joint PCA).
 

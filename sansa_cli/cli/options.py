@@ -40,17 +40,9 @@ Sam2Checkpoint = Annotated[
         show_default=False,
     ),
 ]
-Adapters = Annotated[
-    str,
-    typer.Option(
-        "--adapters",
-        help="Adapter file (.safetensors) to layer onto SAM2, or 'none' for frozen SAM2 "
-        "(the paper's baseline).",
-    ),
-]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run.")]
 PrecisionOpt = Annotated[
-    Precision, typer.Option("--precision", help="Autocast precision (bf16 is ~2x faster on CPU).")
+    Precision, typer.Option("--precision", help="Autocast precision (bf16 is faster on recent CPUs and GPUs).")
 ]
 
 

@@ -38,7 +38,6 @@ from sansa_cli.datasets.segmentation import merged_mask
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
 
 FROZEN_SHOT = 5
-ANNOTATION_SPLIT = {"train": "train", "val": "val"}
 
 
 @dataclass
@@ -142,7 +141,6 @@ class Lvis92i(FewShotDataset):
         given = Path(annotations).expanduser() if annotations else None
         if given is not None and given.is_file():
             given = given.parent
-        self.annotation_dir = given
         folders = [given] if given else [self.root / "annotations", self.root]
         self.image_root = Path(image_root).expanduser() if image_root else self.root
         val = self._index(folders, "val")

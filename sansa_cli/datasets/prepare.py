@@ -31,9 +31,6 @@ class CheckReport:
     broken: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.missing and not self.broken
 
 
 def check_dataset(cls: type[FewShotDataset], root: str | Path, options: dict[str, Any],

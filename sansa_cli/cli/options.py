@@ -42,7 +42,8 @@ Sam2Checkpoint = Annotated[
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run.")]
 PrecisionOpt = Annotated[
-    Precision, typer.Option("--precision", help="Autocast precision (bf16 is faster on recent CPUs and GPUs).")
+    Precision,
+    typer.Option("--precision", help="Autocast precision (bf16 is faster on recent CPUs and GPUs)."),
 ]
 
 

@@ -110,10 +110,12 @@ class SansaModel:
                           ) -> ReferenceMemory:
         """Encode references into memory. Each is ``(image, marking)`` where the marking is a
         mask (path, PIL image, array) or a prompt (``Points``, ``Box``, ``Scribble`` from
-        :mod:`sansa_cli.prompts`)."""
+        :mod:`sansa_cli.prompts`); already loaded :class:`Reference` objects are taken as they
+        are."""
         if not references:
             raise UserInputError("no reference given; pass at least one (image, mask) pair")
-        loaded = [load_reference(image, marking) for image, marking in references]
+        loaded = [ref if isinstance(ref, Reference) else load_reference(*ref)
+                  for ref in references]
         frames = self.encode_images([ref.image for ref in loaded])
         return self.memory_from_features(frames, loaded)
 

@@ -57,8 +57,8 @@ def run_predict(job: PredictJob) -> None:
     from sansa_cli.references import load_reference
 
     console = Console(stderr=True)
-    for image, marking in job.references:  # fail fast, before any model is built
-        load_reference(image, marking)
+    # fail fast, before any model is built; the loaded references are what the model encodes
+    references = [load_reference(image, marking) for image, marking in job.references]
     targets = list_targets(job.targets)
     _check_targets(targets)
     inputs = [p for pair in job.references for p in pair if isinstance(p, Path)] + targets
@@ -73,7 +73,7 @@ def run_predict(job: PredictJob) -> None:
                        precision=job.precision, batch_size=job.batch_size,
                        allow_base_mismatch=job.allow_base_mismatch)
     start = time.perf_counter()
-    memory = model.encode_references(job.references)
+    memory = model.encode_references(references)
     results = _segment_with_progress(model, memory, targets, plan, job, console)
     summary = _summary(job, model, targets, results, time.perf_counter() - start)
     if job.json and job.out:

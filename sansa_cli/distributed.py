@@ -50,6 +50,12 @@ def init(device_type: str = "cpu"):
         device = torch.device("cuda", local_rank())
         torch.cuda.set_device(device)
     if world_size() > 1 and not _initialized():
+        # torch._dynamo, imported lazily by the first optimizer or DDP wrapper, keeps a hold
+        # on a process group that already exists when it is imported: the group then
+        # survives destroy_process_group and its gloo threads run until the interpreter
+        # exits, which can abort a finished worker (SIGABRT). Imported first, it holds none.
+        import torch._dynamo  # noqa: F401
+
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend,
                                 device_id=device if device.type == "cuda" else None)

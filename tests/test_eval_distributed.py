@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.cli_helpers import run_sansa
 from tests.eval_fixtures import episode_rows, eval_roots, model_args, read_results  # noqa: F401
@@ -23,7 +24,7 @@ def test_two_processes_match_one(eval_roots, tiny_checkpoint, tmp_path, capsys, 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "sansa_cli", *args, "--out", str(double)],
+         str(Path(__file__).parent / "torchrun_worker.py"), *args, "--out", str(double)],
         env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "mean" in done.stdout  # the table, printed once by rank 0

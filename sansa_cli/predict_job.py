@@ -84,23 +84,33 @@ def run_predict(job: PredictJob) -> None:
 
 
 def _segment_with_progress(model, memory, targets, plan, job, console):
+    from collections import deque
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from sansa_cli.images import load_image
     from sansa_cli.outputs import write_mask, write_overlay
+
+    loaded: deque = deque()  # targets read but not yet written (at most one batch)
+
+    def images():
+        for target in targets:  # each file is read once, for the model and its picture
+            loaded.append(load_image(target))
+            yield loaded[-1]
 
     results = []
     columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("targets", total=len(targets))
         for target, result in zip(targets, model.segment(
-                memory, targets, on_batch=lambda n: progress.update(task, advance=n))):
+                memory, images(), on_batch=lambda n: progress.update(task, advance=n))):
+            image = loaded.popleft()
+            result.source = str(target)
             if target in plan:
                 mask_path, overlay_path = plan[target]
                 write_mask(mask_path, result.mask)
                 if overlay_path is not None:
-                    write_overlay(overlay_path, load_image(target), result.mask, _caption(result),
-                                  memory)
+                    write_overlay(overlay_path, image, result.mask, _caption(result), memory)
             results.append(result)
     return results
 

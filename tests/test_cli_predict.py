@@ -18,8 +18,17 @@ def base_args(tiny_checkpoint):
 
 
 def test_predict_writes_masks_overlays_and_summary(scene, base_args, capsys, monkeypatch):
+    import sansa_cli.images
+
     (r0, m0), (r1, m1) = scene["refs"][:2]
     out = scene["dir"] / "out"
+    opened, real_open = [], sansa_cli.images._open
+
+    def counting_open(src, what):
+        opened.append(str(src))
+        return real_open(src, what)
+
+    monkeypatch.setattr(sansa_cli.images, "_open", counting_open)
     code, stdout, err = run_sansa(
         ["predict", r0, m0, scene["dir"] / "targets", "--ref", r1, m1, "--out", out,
          "--overlay", "--json", "--adapters", "none", "--batch-size", "3", *base_args],
@@ -37,6 +46,9 @@ def test_predict_writes_masks_overlays_and_summary(scene, base_args, capsys, mon
     assert all(0 <= t["object_score"] <= 1 for t in summary["targets"])
     assert "targets" in stdout
     assert not list(out.glob("*.part"))
+    # each target image is decoded once, for the model and its overlay picture alike
+    assert sorted(p for p in opened if "targets" in p) == sorted(map(str, scene["targets"]))
+    assert [t["image"] for t in summary["targets"]] == list(map(str, scene["targets"]))
 
 
 def test_python_api_matches_cli_masks(scene, tiny_checkpoint, capsys, monkeypatch):

@@ -41,6 +41,17 @@ class Processes:
         return self.world > 1
 
 
+def _no_buffer_sync() -> dict:
+    """DDP's option not to re-broadcast buffers every forward (the frozen SAM2's buffers are
+    equal on every process): ``forward_sync_buffers`` from torch 2.14, ``broadcast_buffers``
+    (deprecated there) before."""
+    import inspect
+
+    params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
+    key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return {key: False}
+
+
 class Run:
     """One training run in ``out``: call :meth:`train`."""
 
@@ -89,7 +100,7 @@ class Run:
         if ctx.distributed:
             ids = [device] if device.type == "cuda" else None
             chain = torch.nn.parallel.DistributedDataParallel(chain, device_ids=ids,
-                                                              broadcast_buffers=False)
+                                                              **_no_buffer_sync())
         self.chain = chain
         if ctx.is_main:
             self._trim_log(step)

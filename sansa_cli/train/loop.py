@@ -43,8 +43,8 @@ class Processes:
 
 def _no_buffer_sync() -> dict:
     """DDP's option not to re-broadcast buffers every forward (the frozen SAM2's buffers are
-    equal on every process): ``forward_sync_buffers`` from torch 2.14, ``broadcast_buffers``
-    (deprecated there) before."""
+    equal on every process): ``forward_sync_buffers`` where torch has it, else the older
+    ``broadcast_buffers`` (deprecated in torch 2.14)."""
     import inspect
 
     params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters

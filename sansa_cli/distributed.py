@@ -63,10 +63,17 @@ def init(device_type: str = "cpu"):
 
 
 def teardown() -> None:
-    """Leave the process group (no-op when none was joined)."""
+    """Leave the process group (no-op when none was joined).
+
+    Drop every DistributedDataParallel wrapper before calling this: the group must not outlive
+    this call in a DDP reducer, whose release would then destroy it while holding the GIL.
+    """
     if _initialized():
+        import gc
+
         import torch.distributed as dist
 
+        gc.collect()  # unreachable wrappers (reference cycles) go while the group is registered
         dist.destroy_process_group()
 
 

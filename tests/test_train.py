@@ -128,7 +128,7 @@ def test_two_gloo_processes_agree_with_one(setup, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
          "--standalone", str(Path(__file__).parent / "torchrun_worker.py"), "train", "--config",
          str(tmp_path / "run.yaml"), "--out", str(tmp_path / "ddp")],
-        capture_output=True, text=True, env=env, timeout=300)
+        capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-6000:]
     Run(cfg, tmp_path / "single", quiet=True).train()
     ddp, single = adapter_tensors(tmp_path / "ddp"), adapter_tensors(tmp_path / "single")

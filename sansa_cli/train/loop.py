@@ -72,6 +72,10 @@ class Run:
         try:
             return self._train(ctx, device)
         finally:
+            # The DDP wrapper goes first: if its C++ reducer were the group's last owner, it
+            # would destroy the group while holding the GIL and deadlock with the group's
+            # worker threads (observed on torch 2.13).
+            self.chain = None
             distributed.teardown()
 
     # -- setup ---------------------------------------------------------------------------------
@@ -96,12 +100,11 @@ class Run:
             save_config(config, out / "config.yaml")
         self.optimizer, self.scheduler, self.scaler, self.best = optimizer, scheduler, scaler, best
         frozen_mode(parts.sam)
-        chain = EpisodeChain(parts.sam, config.loss)
-        if ctx.distributed:
+        self.chain = EpisodeChain(parts.sam, config.loss)
+        if ctx.distributed:  # no local name for the wrapper: train() must be able to drop it
             ids = [device] if device.type == "cuda" else None
-            chain = torch.nn.parallel.DistributedDataParallel(chain, device_ids=ids,
-                                                              **_no_buffer_sync())
-        self.chain = chain
+            self.chain = torch.nn.parallel.DistributedDataParallel(
+                self.chain, device_ids=ids, **_no_buffer_sync())
         if ctx.is_main:
             self._trim_log(step)
         return self._loop(step)

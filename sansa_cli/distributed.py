@@ -53,7 +53,8 @@ def init(device_type: str = "cpu"):
         # torch._dynamo, imported lazily by the first optimizer or DDP wrapper, keeps a hold
         # on a process group that already exists when it is imported: the group then
         # survives destroy_process_group and its gloo threads run until the interpreter
-        # exits, which can abort a finished worker (SIGABRT). Imported first, it holds none.
+        # exits (a finished worker aborted at exit once in CI that way). Imported first, it
+        # holds none.
         import torch._dynamo  # noqa: F401
 
         backend = "nccl" if device.type == "cuda" else "gloo"

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sansa_cli.base_model import VIDEO_PREDICTOR_SETTINGS, build_sam2, resolve_base
-from sansa_cli.model import SansaModel
+from sansa_cli.core.sam2_base import VIDEO_PREDICTOR_SETTINGS, build_sam2, resolve_base
+from sansa_cli.core.segmenter import SansaModel
 
 
 def _scene(k: int, n: int, size=(640, 480)):

@@ -36,8 +36,8 @@ def one(args) -> dict:
     import torch
 
     from sansa_cli.adapters.base import apply_strategy, build_strategy
-    from sansa_cli.base_model import VIDEO_PREDICTOR_SETTINGS, build_sam2, resolve_base
-    from sansa_cli.device import autocast, resolve_device
+    from sansa_cli.core.sam2_base import VIDEO_PREDICTOR_SETTINGS, build_sam2, resolve_base
+    from sansa_cli.core.device import autocast, resolve_device
     from sansa_cli.train.chain import EpisodeChain
     from sansa_cli.train.setup import frozen_mode
 

@@ -26,7 +26,7 @@ MATCHES_NOTHING = {
 
 def build(seed: int = 0, overrides: dict | None = None):
     """The tiny SAM2 (random weights from ``seed``, every parameter non-zero), in eval mode."""
-    from sansa_cli.base_model import build_sam2, resolve_base
+    from sansa_cli.core.sam2_base import build_sam2, resolve_base
 
     torch.manual_seed(seed)
     sam = build_sam2(resolve_base(TINY, overrides))

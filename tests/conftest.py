@@ -17,7 +17,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 def build_tiny(seed: int = 0, overrides: dict | None = None):
     """The tiny SAM2 with seeded random weights (and the video-predictor settings)."""
-    from sansa_cli.base_model import VIDEO_PREDICTOR_SETTINGS, build_sam2, resolve_base
+    from sansa_cli.core.sam2_base import VIDEO_PREDICTOR_SETTINGS, build_sam2, resolve_base
 
     torch.manual_seed(seed)
     spec = resolve_base(str(TINY_YAML), {**VIDEO_PREDICTOR_SETTINGS, **(overrides or {})})

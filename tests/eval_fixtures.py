@@ -27,7 +27,7 @@ def model_args(checkpoint: Path) -> list:
 
 def adapter_file(path: Path, seed: int = 5) -> Path:
     """An AdaptFormer file for the tiny model with non-zero weights (a fresh one is a no-op)."""
-    from sansa_cli.adapter_file import AdapterInfo, save_adapter_file
+    from sansa_cli.artifacts.adapter_file import AdapterInfo, save_adapter_file
     from sansa_cli.adapters.adaptformer import AdaptFormer
     from sansa_cli.adapters.base import apply_strategy
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from sansa_cli.adapter_file import (
+from sansa_cli.artifacts.adapter_file import (
     AdapterInfo, attach_adapters, describe, read_adapter_info, save_adapter_file, tensor_summary,
 )
 from sansa_cli.adapters.base import apply_strategy, build_strategy

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sansa_cli import registry
-from sansa_cli.adapter_file import (
+from sansa_cli.artifacts.adapter_file import (
     AdapterInfo, attach_adapters, read_adapter_info, save_adapter_file,
 )
 from sansa_cli.adapters.base import apply_strategy, build_strategy
@@ -143,7 +143,7 @@ HIERA_L_EXPECTED = {"adaptformer": 9_898_385}
 
 @pytest.mark.slow
 def test_hiera_large_trainable_counts(capsys):
-    from sansa_cli.base_model import build_sam2, resolve_base
+    from sansa_cli.core.sam2_base import build_sam2, resolve_base
 
     counts = {}
     for name in STRATEGIES:

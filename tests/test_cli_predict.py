@@ -18,17 +18,17 @@ def base_args(tiny_checkpoint):
 
 
 def test_predict_writes_masks_overlays_and_summary(scene, base_args, capsys, monkeypatch):
-    import sansa_cli.images
+    import sansa_cli.core.images
 
     (r0, m0), (r1, m1) = scene["refs"][:2]
     out = scene["dir"] / "out"
-    opened, real_open = [], sansa_cli.images._open
+    opened, real_open = [], sansa_cli.core.images._open
 
     def counting_open(src, what):
         opened.append(str(src))
         return real_open(src, what)
 
-    monkeypatch.setattr(sansa_cli.images, "_open", counting_open)
+    monkeypatch.setattr(sansa_cli.core.images, "_open", counting_open)
     code, stdout, err = run_sansa(
         ["predict", r0, m0, scene["dir"] / "targets", "--ref", r1, m1, "--out", out,
          "--overlay", "--json", "--adapters", "none", "--batch-size", "3", *base_args],
@@ -186,7 +186,7 @@ def test_default_model_is_used_without_adapters(scene, tiny_checkpoint, tmp_path
                                                 monkeypatch):
     """No --adapters: the authors' universal adapter (placed by hand here, converted on first
     use for the tiny SAM2) is layered on its base model, and the run says so."""
-    from sansa_cli.default_model import ensure_default_adapters
+    from sansa_cli.artifacts.universal_adapter import ensure_default_adapters
     from tests.adapters_fixtures import TINY, TINY_DIMS, TINY_STAGE_BLOCKS, official_state, \
         write_official
 

@@ -7,7 +7,7 @@ import torch
 
 from sansa_cli.adapters.adaptformer import AdaptFormer
 from sansa_cli.adapters.base import apply_strategy
-from sansa_cli.base_model import build_sam2, count_parameters, resolve_base
+from sansa_cli.core.sam2_base import build_sam2, count_parameters, resolve_base
 
 RELEASE_BASE = {"model.pred_obj_scores": False, "model.pred_obj_scores_mlp": False,
                 "model.fixed_no_obj_ptr": False}
@@ -59,7 +59,7 @@ def test_unknown_stage_is_an_error():
 def test_checkpoint_loads_into_a_model_without_the_object_score_head(tmp_path):
     """The release's base drops SAM2's object-score head; a stock checkpoint still loads, and
     only the head's weights are left out."""
-    from sansa_cli.base_model import RELEASE_SETTINGS, load_checkpoint
+    from sansa_cli.core.sam2_base import RELEASE_SETTINGS, load_checkpoint
     from sansa_cli.errors import CheckpointError
     from tests.conftest import TINY_YAML, build_tiny
 

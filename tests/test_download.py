@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from sansa_cli.base_model import resolve_base
-from sansa_cli.checkpoints import sam2_checkpoint
-from sansa_cli.download import download
+from sansa_cli.core.sam2_base import resolve_base
+from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+from sansa_cli.artifacts.download import download
 from sansa_cli.errors import CheckpointError, DownloadError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB

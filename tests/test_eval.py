@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sansa_cli import registry
-from sansa_cli.files import sha256_file
+from sansa_cli.artifacts.files import sha256_file
 from tests.cli_helpers import run_sansa
 from tests.eval_fixtures import (  # noqa: F401  (fixtures)
     adapter_file, episode_rows, eval_roots, model_args, read_results,
@@ -168,7 +168,7 @@ def test_the_cache_stays_within_its_budget():
     import torch
 
     from sansa_cli.evaluation.cache import FeatureCache
-    from sansa_cli.pseudo_video import FrameFeatures
+    from sansa_cli.core.pseudo_video import FrameFeatures
 
     def encode(keys):  # 64 KiB of features per image; position encodings shared
         feats = [torch.full((4096, len(keys), 4), float(i)) for i in range(1)]

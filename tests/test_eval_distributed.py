@@ -47,7 +47,7 @@ def test_two_processes_match_one(eval_roots, tiny_checkpoint, tmp_path, capsys, 
 def _reduce_worker(rank: int, world: int, port: int, queue) -> None:
     import numpy as np
 
-    from sansa_cli import distributed
+    from sansa_cli.core import distributed
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

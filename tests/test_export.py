@@ -13,12 +13,12 @@ import torch
 from typer.testing import CliRunner
 
 from sansa_cli import registry
-from sansa_cli.adapter_file import attach_adapters, load_adapter_tensors, read_adapter_info
+from sansa_cli.artifacts.adapter_file import attach_adapters, load_adapter_tensors, read_adapter_info
 from sansa_cli.adapters.base import apply_strategy, build_strategy
 from sansa_cli.cli.app import app
 from sansa_cli.errors import PluginError
-from sansa_cli.files import sha256_file
-from sansa_cli.official import block_dims
+from sansa_cli.artifacts.files import sha256_file
+from sansa_cli.artifacts.official import block_dims
 from tests.adapters_fixtures import (
     THIRDPARTY_MODULE, TINY, build, encode, images, make_distribution, official_state, perturb,
     write_official, write_training_checkpoint,

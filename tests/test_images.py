@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from sansa_cli.errors import UserInputError
-from sansa_cli.images import load_image, load_mask, reference_pair
+from sansa_cli.core.images import load_image, load_mask, reference_pair
 
 
 def _exif_rotated(path, array, orientation=6):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sansa_cli import distributed
-from sansa_cli.metrics import ClassSums, EpisodeCounts, episode_counts
+from sansa_cli.core import distributed
+from sansa_cli.evaluation.metrics import ClassSums, EpisodeCounts, episode_counts
 
 
 def test_episode_counts_by_hand_with_ignore_pixels():

@@ -7,11 +7,11 @@ import os
 import pytest
 import torch
 
-from sansa_cli.adapter_file import attach_adapters, read_adapter_info
+from sansa_cli.artifacts.adapter_file import attach_adapters, read_adapter_info
 from sansa_cli.adapters.base import apply_strategy, build_strategy
-from sansa_cli.base_model import VIDEO_PREDICTOR_SETTINGS
+from sansa_cli.core.sam2_base import VIDEO_PREDICTOR_SETTINGS
 from sansa_cli.errors import AdapterFileError, DownloadError, MissingFileError
-from sansa_cli.official import (
+from sansa_cli.artifacts.official import (
     RELEASE_OVERRIDES, block_dims, convert_official, convert_state, hiera_blocks, infer_ratio,
 )
 from tests.adapters_fixtures import (
@@ -132,7 +132,7 @@ def checkpoints(tmp_path, monkeypatch):
 
 
 def test_default_model_is_downloaded_converted_and_cached(tmp_path, checkpoints, monkeypatch):
-    from sansa_cli.default_model import ensure_default_adapters
+    from sansa_cli.artifacts.universal_adapter import ensure_default_adapters
 
     served = tmp_path / "release"
     served.mkdir()
@@ -152,7 +152,7 @@ def test_default_model_is_downloaded_converted_and_cached(tmp_path, checkpoints,
 
 
 def test_default_model_offline_says_what_to_place_where(checkpoints, monkeypatch):
-    from sansa_cli.default_model import UNIVERSAL_URL, ensure_default_adapters
+    from sansa_cli.artifacts.universal_adapter import UNIVERSAL_URL, ensure_default_adapters
 
     with pytest.raises(MissingFileError) as err:
         ensure_default_adapters(download=False)
@@ -167,7 +167,7 @@ def test_default_model_offline_says_what_to_place_where(checkpoints, monkeypatch
 
 
 def test_default_model_placed_by_hand_is_converted_and_kept(checkpoints):
-    from sansa_cli.default_model import ensure_default_adapters
+    from sansa_cli.artifacts.universal_adapter import ensure_default_adapters
 
     checkpoints.mkdir()
     placed = write_official(checkpoints / "sansa_universal.pth",

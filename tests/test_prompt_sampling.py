@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from sansa_cli.errors import UserInputError
-from sansa_cli.prompt_sampling import (
+from sansa_cli.core.prompt_sampling import (
     MAX_POINTS, largest_component, prompt_name, sample_prompt,
 )
-from sansa_cli.prompts import Box, Points, Scribble
+from sansa_cli.core.prompts import Box, Points, Scribble
 
 
 def two_blobs() -> np.ndarray:

@@ -8,15 +8,15 @@ import torch
 
 from sansa_cli.adapters.adaptformer import AdaptFormer
 from sansa_cli.adapters.base import apply_strategy
-from sansa_cli.images import load_image, load_mask, preprocess
-from sansa_cli.model import SansaModel
+from sansa_cli.core.images import load_image, load_mask, preprocess
+from sansa_cli.core.segmenter import SansaModel
 from tests.conftest import build_tiny
 
 
 def _video_predictor_masks(sam, frames: torch.Tensor, mask: np.ndarray, size):
     """Mask on frame 0, propagate to frame 1 with sam2's SAM2VideoPredictor (same weights)."""
     from hydra.utils import instantiate
-    from sansa_cli.base_model import VIDEO_PREDICTOR_SETTINGS, compose_config, resolve_base
+    from sansa_cli.core.sam2_base import VIDEO_PREDICTOR_SETTINGS, compose_config, resolve_base
     from tests.conftest import TINY_YAML
 
     overrides = {**VIDEO_PREDICTOR_SETTINGS,
@@ -105,7 +105,7 @@ def test_batched_targets_equal_one_by_one(scene):
 
 @pytest.mark.parametrize("prompt_kind", ["points", "box", "scribble"])
 def test_prompted_references_never_run_memory_attention(scene, prompt_kind):
-    from sansa_cli.prompts import Box, Points, Scribble
+    from sansa_cli.core.prompts import Box, Points, Scribble
 
     sam = build_tiny()
     calls = []
@@ -124,7 +124,7 @@ def test_prompted_references_never_run_memory_attention(scene, prompt_kind):
 
 
 def test_prompt_api_matches_cli_parsing():
-    from sansa_cli.prompts import Box, Points, Scribble, parse_marking
+    from sansa_cli.core.prompts import Box, Points, Scribble, parse_marking
 
     assert parse_marking("box:1,2,30,40") == Box(1, 2, 30, 40)
     assert parse_marking("points:1,2;3,4|neg:5,6") == Points(((1, 2), (3, 4)), ((5, 6),))

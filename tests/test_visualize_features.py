@@ -44,7 +44,7 @@ def base_args(tiny_checkpoint):
 @pytest.fixture(scope="module")
 def adapter_file(tmp_path_factory):
     """An AdaptFormer file for the tiny model with non-zero weights (a fresh one is a no-op)."""
-    from sansa_cli.adapter_file import AdapterInfo, save_adapter_file
+    from sansa_cli.artifacts.adapter_file import AdapterInfo, save_adapter_file
     from sansa_cli.adapters.adaptformer import AdaptFormer
     from sansa_cli.adapters.base import apply_strategy
 
@@ -117,7 +117,7 @@ def test_adapters_add_a_column_and_a_scatter_panel(classes, base_args, adapter_f
 
 
 def test_fit_pca_separates_two_clusters():
-    from sansa_cli.features_pca import fit_pca
+    from sansa_cli.visualize.features_pca import fit_pca
 
     gen = torch.Generator().manual_seed(0)
     direction = torch.randn(32, generator=gen)

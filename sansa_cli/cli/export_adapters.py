@@ -55,7 +55,7 @@ def export_adapters(
             f"({'none' if not given else ' and '.join(given)} given)"
         )
     if info is not None:
-        from sansa_cli.adapter_file import describe
+        from sansa_cli.artifacts.adapter_file import describe
 
         typer.echo(describe(info))
         return
@@ -67,16 +67,16 @@ def export_adapters(
         if merge_lora:
             raise UserInputError("--merge-lora applies to LoRA training checkpoints, not "
                                  "official releases (they are AdaptFormer adapters)")
-        from sansa_cli.official import convert_official
+        from sansa_cli.artifacts.official import convert_official
 
         written = convert_official(from_official, out, dtype=dtype.value)
     else:
-        from sansa_cli.train_checkpoint import export_training_checkpoint
+        from sansa_cli.artifacts.train_checkpoint import export_training_checkpoint
 
         written = export_training_checkpoint(source, out, best=best, dtype=dtype.value,
                                              merge_lora=merge_lora,
                                              sam2_checkpoint=sam2_checkpoint)
-    from sansa_cli.adapter_file import describe
+    from sansa_cli.artifacts.adapter_file import describe
 
     typer.echo(f"wrote {written}")
     typer.echo(describe(written))

@@ -25,7 +25,7 @@ def info(
 
     Example: sansa info --sam2 sam2.1_hiera_large --adapter adaptformer --bottleneck 0.3
     """
-    from sansa_cli.info_report import gather, render
+    from sansa_cli.core.inventory import gather, render
 
     options = opt.adapter_options(bottleneck, stages, rank, alpha, adapter_option)
     if options and adapter is None:

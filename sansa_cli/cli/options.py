@@ -72,7 +72,7 @@ AdapterOptions = Annotated[
 def adapter_options(bottleneck=None, stages=None, rank=None, alpha=None, extra=None) -> dict:
     """Collect the strategy options given on the command line (unset ones are left out)."""
     from sansa_cli.errors import UserInputError
-    from sansa_cli.parsing import key_values
+    from sansa_cli.core.parsing import key_values
 
     options = {"bottleneck": bottleneck, "rank": rank, "alpha": alpha}
     if stages is not None:

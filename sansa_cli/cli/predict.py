@@ -52,7 +52,7 @@ def predict(
     Examples: sansa predict ref.jpg ref_mask.png photos/ --out masks/ --overlay ;
     sansa predict ref.jpg photos/ --box 40,30,220,200 --out masks/
     """
-    from sansa_cli.predict_job import PredictJob, run_predict
+    from sansa_cli.predict.job import PredictJob, run_predict
 
     first, targets = _first_reference(ref_image, mask_and_targets, points, neg_points, box,
                                       scribble)
@@ -68,7 +68,7 @@ def _first_reference(image, rest, points, neg_points, box, scribble):
     """(reference, targets): the marking is a prompt option when one is given, else the first
     positional path."""
     from sansa_cli.errors import UserInputError
-    from sansa_cli.prompts import Points, Scribble, parse_box, parse_points
+    from sansa_cli.core.prompts import Points, Scribble, parse_box, parse_points
 
     given = [name for name, value in (("--points", points), ("--box", box),
                                       ("--scribble", scribble)) if value is not None]
@@ -90,7 +90,7 @@ def _first_reference(image, rest, points, neg_points, box, scribble):
 
 def _pairs(images: list[Path], markings: list[str]) -> list[tuple]:
     from sansa_cli.errors import UserInputError
-    from sansa_cli.prompts import parse_marking
+    from sansa_cli.core.prompts import parse_marking
 
     if len(images) != len(markings):
         raise UserInputError("each --ref takes two values: --ref IMAGE MASK")

@@ -77,7 +77,7 @@ def prepare(
 
 def _options(splits: Optional[Path], lvis_json: Optional[Path],
              extra: Optional[list[str]]) -> dict:
-    from sansa_cli.parsing import key_values
+    from sansa_cli.core.parsing import key_values
 
     options: dict = {"splits": splits, "annotations": lvis_json}
     options.update(key_values(extra, "--option", "membership=peers"))

@@ -41,7 +41,7 @@ def visualize_features(
     """
     from rich.console import Console
 
-    from sansa_cli.features_pca import visualize_features as run
+    from sansa_cli.visualize.features_pca import visualize_features as run
 
     written = run(images, out, masks=masks, classes=classes, adapters=adapters, sam2=sam2,
                   checkpoint=sam2_checkpoint, device=device.value, precision=precision.value,

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from sansa_cli.datasets.base import Episode, FewShotDataset
 from sansa_cli.errors import DatasetError, MissingFileError
-from sansa_cli.files import write_bytes_atomic
+from sansa_cli.artifacts.files import write_bytes_atomic
 
 FORMAT = "sansa-episodes"
 VERSION = 1

@@ -30,7 +30,7 @@ import numpy as np
 from sansa_cli.datasets.coco20i import NUM_CLASSES, fold_classes
 from sansa_cli.datasets.segmentation import segmentation_mask
 from sansa_cli.errors import DatasetError, MissingFileError
-from sansa_cli.files import write_bytes_atomic
+from sansa_cli.artifacts.files import write_bytes_atomic
 
 SPLITS = {"train2014": "trn", "val2014": "val"}
 DEFAULT_MIN_PIXELS = 2 * 32 * 32

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from sansa_cli.pseudo_video import FrameFeatures
+from sansa_cli.core.pseudo_video import FrameFeatures
 
 
 def _nbytes(tensors: Sequence[torch.Tensor]) -> int:

@@ -17,8 +17,8 @@ import numpy as np
 
 from sansa_cli.datasets.base import Episode, FewShotDataset
 from sansa_cli.evaluation.cache import FeatureCache
-from sansa_cli.metrics import episode_counts
-from sansa_cli.prompt_sampling import prompt_name, sample_prompt
+from sansa_cli.evaluation.metrics import episode_counts
+from sansa_cli.core.prompt_sampling import prompt_name, sample_prompt
 
 
 @dataclass
@@ -62,7 +62,7 @@ def peak_memory_mb(device) -> float:
 
 
 def _references(dataset: FewShotDataset, episode: Episode, images: dict, prompt: str, seed: int):
-    from sansa_cli.references import Reference
+    from sansa_cli.core.references import Reference
 
     refs, kinds = [], []
     for j, support in enumerate(episode.supports):
@@ -78,7 +78,7 @@ def _references(dataset: FewShotDataset, episode: Episode, images: dict, prompt:
 
 def run_episode(model, dataset: FewShotDataset, episode: Episode, cache: FeatureCache,
                 canvas: int | None, prompt: str = "mask", seed: int = 0) -> EpisodeResult:
-    """Predict and score one episode with ``model`` (a :class:`~sansa_cli.model.SansaModel`)."""
+    """Predict and score one episode with ``model`` (a :class:`~sansa_cli.core.segmenter.SansaModel`)."""
     import torch
 
     start = time.perf_counter()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sansa_cli.datasets.base import Episode, FewShotDataset
-from sansa_cli.parsing import key_values
+from sansa_cli.core.parsing import key_values
 from sansa_cli.errors import MissingFileError, UserInputError
 
 
@@ -117,7 +117,7 @@ def episode_hash(dataset: FewShotDataset, shot: int, episodes: list[Episode]) ->
 
 def resolve_adapters(value: str, folds: list[int]) -> dict[int, Path | None]:
     """``none``, one file for every fold, or a pattern with ``{fold}``; every file must exist."""
-    from sansa_cli.adapter_file import read_adapter_info
+    from sansa_cli.artifacts.adapter_file import read_adapter_info
 
     if value.strip().lower() == "none":
         return {fold: None for fold in folds}
@@ -183,7 +183,7 @@ def _selection(job: EvalJob, cls) -> tuple[list[int] | None, list[int]]:
 def build_plan(job: EvalJob) -> EvalPlan:
     """Check every option and input file, sample or read every episode list; write nothing."""
     from sansa_cli import registry
-    from sansa_cli.prompt_sampling import PROMPT_TYPES
+    from sansa_cli.core.prompt_sampling import PROMPT_TYPES
 
     cls = registry.load("dataset", job.dataset)
     if not Path(job.data_root).expanduser().is_dir():

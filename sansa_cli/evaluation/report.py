@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sansa_cli.files import write_bytes_atomic
-from sansa_cli.metrics import ClassSums, EpisodeCounts
+from sansa_cli.artifacts.files import write_bytes_atomic
+from sansa_cli.evaluation.metrics import ClassSums, EpisodeCounts
 
 
 @dataclass
@@ -127,7 +127,7 @@ def write_sheet(path: Path, dataset, episode, prompts: list, prediction: np.ndar
     with the ground truth (both at the evaluation canvas), the episode's IoU in the title."""
     from PIL import Image, ImageDraw
 
-    from sansa_cli.outputs import _png_bytes, marked_reference, overlay
+    from sansa_cli.predict.outputs import _png_bytes, marked_reference, overlay
 
     def fit(img):
         return img.resize((max(1, round(img.width * height / img.height)), height))
@@ -161,6 +161,6 @@ def write_sheet(path: Path, dataset, episode, prompts: list, prediction: np.ndar
 
 
 def write_prediction(path: Path, prediction: np.ndarray) -> None:
-    from sansa_cli.outputs import write_mask
+    from sansa_cli.predict.outputs import write_mask
 
     write_mask(path, prediction)

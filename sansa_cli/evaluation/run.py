@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from sansa_cli import distributed
+from sansa_cli.core import distributed
 from sansa_cli.evaluation.plan import EvalJob, EvalPlan, Task, build_plan
 from sansa_cli.evaluation.resume import EpisodeLog, row_key
 
@@ -45,9 +45,9 @@ def _versions() -> dict[str, Any]:
 
 def _base_model(plan: EvalPlan) -> tuple[str, Path]:
     """The SAM2 name and checkpoint every model of the run is built from."""
-    from sansa_cli.adapter_file import read_adapter_info
-    from sansa_cli.base_model import DEFAULT_SAM2, resolve_base
-    from sansa_cli.checkpoints import sam2_checkpoint
+    from sansa_cli.artifacts.adapter_file import read_adapter_info
+    from sansa_cli.core.sam2_base import DEFAULT_SAM2, resolve_base
+    from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
 
     files = [p for p in plan.adapters.values() if p is not None]
     info = read_adapter_info(files[0]) if files else None
@@ -58,7 +58,7 @@ def _base_model(plan: EvalPlan) -> tuple[str, Path]:
 def _settings(plan: EvalPlan, sam2: str, checkpoint: Path) -> tuple[dict, dict, dict]:
     """(settings that decide the numbers, hashed for resuming; everything recorded;
     fold -> adapter sha256)."""
-    from sansa_cli.files import sha256_file
+    from sansa_cli.artifacts.files import sha256_file
 
     job = plan.job
     decisive = {
@@ -118,7 +118,7 @@ class _Runner:
         self.ran = 0
 
     def load(self, adapter: Path | None):
-        from sansa_cli.loading import load_model
+        from sansa_cli.core.assemble import load_model
 
         job = self.plan.job
         model = load_model(sam2=self.sam2, checkpoint=self.checkpoint, adapters=adapter,
@@ -190,8 +190,8 @@ class _Runner:
 
     def _sheet(self, task: Task, row: dict, mask: np.ndarray, truth: np.ndarray) -> None:
         from sansa_cli.evaluation.report import write_sheet
-        from sansa_cli.prompt_sampling import sample_prompt
-        from sansa_cli.prompts import is_prompt
+        from sansa_cli.core.prompt_sampling import sample_prompt
+        from sansa_cli.core.prompts import is_prompt
 
         episode = next(e for e in task.episodes if e.index == row["index"])
         prompts = []
@@ -210,7 +210,7 @@ def run_eval(job: EvalJob, console=None) -> list:
 
     Every input is checked before anything is written or any model is built.
     """
-    from sansa_cli.device import resolve_device
+    from sansa_cli.core.device import resolve_device
     from sansa_cli.evaluation import report
 
     started = time.perf_counter()

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sansa_cli import pseudo_video as pv
+from sansa_cli.core import pseudo_video as pv
 from sansa_cli.train.losses import mask_loss
 
 

@@ -103,6 +103,6 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
 def save_config(config: TrainConfig, path: Path) -> None:
     import yaml
 
-    from sansa_cli.files import write_bytes_atomic
+    from sansa_cli.artifacts.files import write_bytes_atomic
 
     write_bytes_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=True).encode())

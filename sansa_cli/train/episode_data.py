@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sansa_cli.images import mask_to_input, preprocess
-from sansa_cli.prompts import MAX_SCRIBBLE_POINTS, point_inputs
+from sansa_cli.core.images import mask_to_input, preprocess
+from sansa_cli.core.prompts import MAX_SCRIBBLE_POINTS, point_inputs
 
 MAX_PROMPT_POINTS = MAX_SCRIBBLE_POINTS + 2  # room for any sampled prompt (a box takes 2)
 
@@ -72,7 +72,7 @@ class EpisodeTensors(torch.utils.data.Dataset):
 
     def _prompt(self, mask: np.ndarray, index: int) -> dict:
         """The reference's prompt as fixed-size tensors (count 0 = use the mask)."""
-        from sansa_cli.prompt_sampling import sample_prompt
+        from sansa_cli.core.prompt_sampling import sample_prompt
 
         coords = torch.zeros(MAX_PROMPT_POINTS, 2)
         labels = torch.full((MAX_PROMPT_POINTS,), -1, dtype=torch.int32)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from sansa_cli import distributed
-from sansa_cli.device import autocast
+from sansa_cli.core import distributed
+from sansa_cli.core.device import autocast
 from sansa_cli.errors import SansaError, UserInputError
 from sansa_cli.train.chain import EpisodeChain
 from sansa_cli.train.config import TrainConfig, save_config
@@ -65,7 +65,7 @@ class Run:
 
     def train(self) -> Path:
         """Train to the end (or until interrupted); returns the final adapter file's path."""
-        from sansa_cli.device import resolve_device
+        from sansa_cli.core.device import resolve_device
 
         device = distributed.init(resolve_device(self.config.device).type)
         ctx = Processes(distributed.rank(), distributed.world_size())
@@ -221,7 +221,7 @@ class Run:
         distributed.barrier()
 
     def _finish(self, step: int, display: TrainDisplay) -> Path:
-        from sansa_cli.train_checkpoint import export_training_checkpoint
+        from sansa_cli.artifacts.train_checkpoint import export_training_checkpoint
 
         self._check_replicas()
         path = self.out / "adapter.safetensors"
@@ -251,7 +251,7 @@ class Run:
 
     def _trim_log(self, step: int) -> None:
         """Drop log rows past the checkpoint being resumed (they will be logged again)."""
-        from sansa_cli.files import write_bytes_atomic
+        from sansa_cli.artifacts.files import write_bytes_atomic
 
         log = self.out / "log.jsonl"
         if log.exists():

@@ -25,12 +25,12 @@ class Parts:
 
 def build_model(config: TrainConfig, ctx, device):
     """The frozen SAM2 with the strategy injected; only its parameters require grad."""
-    from sansa_cli import distributed
+    from sansa_cli.core import distributed
     from sansa_cli.adapters.base import apply_strategy, build_strategy
-    from sansa_cli.base_model import (RELEASE_SETTINGS, VIDEO_PREDICTOR_SETTINGS, build_sam2,
+    from sansa_cli.core.sam2_base import (RELEASE_SETTINGS, VIDEO_PREDICTOR_SETTINGS, build_sam2,
                                       load_checkpoint, resolve_base)
-    from sansa_cli.checkpoints import sam2_checkpoint
-    from sansa_cli.files import sha256_file
+    from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+    from sansa_cli.artifacts.files import sha256_file
 
     # Train, validate and predict with the same settings: the adapter file records the base's
     # own overrides, and load_model adds the video-predictor settings used here too.

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from sansa_cli.train_checkpoint import TRAIN_FORMAT, TRAIN_VERSION, read_training_checkpoint
+from sansa_cli.artifacts.train_checkpoint import TRAIN_FORMAT, TRAIN_VERSION, read_training_checkpoint
 from sansa_cli.errors import UserInputError
-from sansa_cli.files import atomic_path
+from sansa_cli.artifacts.files import atomic_path
 
 
 def save_state(path: Path, *, strategy, trainable: dict, optimizer, scheduler, scaler, step: int,

@@ -6,7 +6,7 @@ adapters; rank 0 scores the gathered rows with the benchmark metric (class-wise 
 
 from __future__ import annotations
 
-from sansa_cli import distributed
+from sansa_cli.core import distributed
 from sansa_cli.train.config import TrainConfig
 
 
@@ -29,7 +29,7 @@ class Validator:
         from sansa_cli.evaluation.cache import FeatureCache
         from sansa_cli.evaluation.episodes import run_episode
         from sansa_cli.evaluation.report import score
-        from sansa_cli.model import SansaModel
+        from sansa_cli.core.segmenter import SansaModel
         from sansa_cli.train.setup import frozen_mode
 
         sam.eval()  # adapters too: validation is inference

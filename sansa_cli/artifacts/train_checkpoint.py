@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sansa_cli.adapter_file import (AdapterInfo, apply_to, load_into, make_strategy,
+from sansa_cli.artifacts.adapter_file import (AdapterInfo, apply_to, load_into, make_strategy,
                                     save_adapter_file)
 from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 
@@ -111,9 +111,9 @@ def export_training_checkpoint(source: str | Path, out: str | Path, best: bool =
 
 
 def _merge_lora(strategy, tensors: dict, info: AdapterInfo, path: Path, explicit):
-    from sansa_cli.base_model import build_sam2, load_checkpoint, resolve_base
-    from sansa_cli.checkpoints import sam2_checkpoint
-    from sansa_cli.files import sha256_file
+    from sansa_cli.core.sam2_base import build_sam2, load_checkpoint, resolve_base
+    from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+    from sansa_cli.artifacts.files import sha256_file
 
     if not hasattr(strategy, "merge"):
         raise UserInputError(f"--merge-lora needs a LoRA adapter; {path} holds '{info.strategy}'")

@@ -29,7 +29,7 @@ def _adapter_path(value: str | None) -> Path | None:
     if value is not None and value.lower() == "none":
         return None
     if value is None:
-        from sansa_cli.default_model import ensure_default_adapters
+        from sansa_cli.artifacts.universal_adapter import ensure_default_adapters
 
         return ensure_default_adapters()
     return Path(value)
@@ -52,9 +52,9 @@ def run_predict(job: PredictJob) -> None:
     """Run a prediction job end to end; writes nothing unless every input checks out."""
     from rich.console import Console
 
-    from sansa_cli.images import list_targets
-    from sansa_cli.outputs import output_paths
-    from sansa_cli.references import load_reference
+    from sansa_cli.core.images import list_targets
+    from sansa_cli.predict.outputs import output_paths
+    from sansa_cli.core.references import load_reference
 
     console = Console(stderr=True)
     # fail fast, before any model is built; the loaded references are what the model encodes
@@ -66,7 +66,7 @@ def run_predict(job: PredictJob) -> None:
     if job.out is None and (job.overlay or job.json):
         raise UserInputError("--overlay and --json write files: add --out DIR")
 
-    from sansa_cli.loading import load_model
+    from sansa_cli.core.assemble import load_model
 
     model = load_model(sam2=job.sam2, checkpoint=job.sam2_checkpoint,
                        adapters=_adapter_path(job.adapters), device=job.device,
@@ -77,7 +77,7 @@ def run_predict(job: PredictJob) -> None:
     results = _segment_with_progress(model, memory, targets, plan, job, console)
     summary = _summary(job, model, targets, results, time.perf_counter() - start)
     if job.json and job.out:
-        from sansa_cli.outputs import write_json
+        from sansa_cli.predict.outputs import write_json
 
         write_json(job.out / "predictions.json", summary)
     _print_table(Console(), summary, job.out)
@@ -88,8 +88,8 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from sansa_cli.images import load_image
-    from sansa_cli.outputs import write_mask, write_overlay
+    from sansa_cli.core.images import load_image
+    from sansa_cli.predict.outputs import write_mask, write_overlay
 
     loaded: deque = deque()  # targets read but not yet written (at most one batch)
 

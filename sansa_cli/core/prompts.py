@@ -120,7 +120,7 @@ def _coords_and_labels(prompt: Prompt, width: int, height: int):
         return ([*prompt.positive, *prompt.negative],
                 [1] * len(prompt.positive) + [0] * len(prompt.negative))
     if isinstance(prompt, Scribble):
-        from sansa_cli.images import load_mask
+        from sansa_cli.core.images import load_mask
 
         strokes = load_mask(prompt.strokes, "scribble")
         if strokes.shape != (height, width):

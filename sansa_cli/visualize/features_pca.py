@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from sansa_cli import pseudo_video as pv
-from sansa_cli.device import autocast
+from sansa_cli.core import pseudo_video as pv
+from sansa_cli.core.device import autocast
 from sansa_cli.errors import MissingFileError, UserInputError
-from sansa_cli.images import ImageLike, load_image, load_mask, preprocess
+from sansa_cli.core.images import ImageLike, load_image, load_mask, preprocess
 
 PANEL = 256  # longer side of each picture panel, in pixels
 GAP, TITLE = 4, 18  # between panels; title bar above them
@@ -198,7 +198,7 @@ def _class_names(mask_paths: list[Path], classes: str | None) -> list[str]:
 
 def _check_inputs(targets: list[Path], mask_paths: list[Path] | None) -> list[Image.Image]:
     """Read every image (and mask) once before any model is built; returns panel thumbnails."""
-    from sansa_cli.images import reference_pair
+    from sansa_cli.core.images import reference_pair
 
     if len(targets) < 2:
         raise UserInputError(f"a feature PCA needs at least 2 images, got {len(targets)}; "
@@ -279,10 +279,10 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from sansa_cli.adapter_file import read_adapter_info
-    from sansa_cli.files import write_bytes_atomic
-    from sansa_cli.images import list_targets
-    from sansa_cli.loading import load_model
+    from sansa_cli.artifacts.adapter_file import read_adapter_info
+    from sansa_cli.artifacts.files import write_bytes_atomic
+    from sansa_cli.core.images import list_targets
+    from sansa_cli.core.assemble import load_model
 
     targets, out = list_targets(list(images)), Path(out)
     missing = [m for m in masks or [] if not Path(m).exists()]

@@ -54,7 +54,7 @@ def save_adapter_file(path: str | Path, tensors: dict, info: AdapterInfo,
     import torch
     from safetensors.torch import save_file
 
-    from sansa_cli.files import atomic_path
+    from sansa_cli.artifacts.files import atomic_path
 
     if dtype is not None and dtype not in STORAGE_DTYPES:
         raise UserInputError(
@@ -176,7 +176,7 @@ def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: s
     base checkpoint hash is an error unless ``allow_base_mismatch``; missing or unexpected
     tensors and wrong shapes are :class:`AdapterFileError` naming what was expected and found.
     """
-    from sansa_cli.files import sha256_file
+    from sansa_cli.artifacts.files import sha256_file
 
     if base_model and base_model != info.base_model and not allow_base_mismatch:
         raise AdapterFileError(

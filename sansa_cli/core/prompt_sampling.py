@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sansa_cli.errors import UserInputError
-from sansa_cli.prompts import Box, Points, Scribble
+from sansa_cli.core.prompts import Box, Points, Scribble
 
 PROMPT_TYPES = ("mask", "point", "box", "scribble", "mixed")
 MAX_POINTS = 20

@@ -11,8 +11,8 @@ def gather(sam2: str | None, adapter: str | None, options: dict) -> dict:
 
     from sansa_cli import __version__, registry
     from sansa_cli.adapters.base import apply_strategy, build_strategy
-    from sansa_cli.base_model import DEFAULT_SAM2, build_sam2, resolve_base
-    from sansa_cli.device import resolve_device
+    from sansa_cli.core.sam2_base import DEFAULT_SAM2, build_sam2, resolve_base
+    from sansa_cli.core.device import resolve_device
 
     spec = resolve_base(sam2 or DEFAULT_SAM2)
     model = build_sam2(spec, "cpu")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sansa_cli.base_model import STOCK_MODELS, BaseModelSpec
+from sansa_cli.core.sam2_base import STOCK_MODELS, BaseModelSpec
 from sansa_cli.errors import CheckpointError, MissingFileError
 
 META_HOST = "https://dl.fbaipublicfiles.com/segment_anything_2"
@@ -19,7 +19,7 @@ def checkpoint_dir() -> Path:
     ``~/.cache/sansa/checkpoints``."""
     if env := os.environ.get("SANSA_CHECKPOINTS"):
         return Path(env).expanduser()
-    checkout = Path(__file__).resolve().parent.parent / "checkpoints"
+    checkout = Path(__file__).resolve().parents[2] / "checkpoints"
     if checkout.is_dir():
         return checkout
     return Path.home() / ".cache" / "sansa" / "checkpoints"
@@ -53,6 +53,6 @@ def sam2_checkpoint(spec: BaseModelSpec, explicit: str | Path | None = None,
         raise CheckpointError(
             f"SAM2 checkpoint {path} is missing; download {stock_url(spec.name)} and place it there"
         )
-    from sansa_cli.download import download as fetch
+    from sansa_cli.artifacts.download import download as fetch
 
     return fetch(stock_url(spec.name), path, sha256=KNOWN_SHA256.get(spec.name))

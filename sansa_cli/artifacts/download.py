@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from sansa_cli.errors import DownloadError
-from sansa_cli.files import atomic_path
+from sansa_cli.artifacts.files import atomic_path
 
 
 def download(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 30.0) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from sansa_cli.errors import UserInputError
-from sansa_cli.files import write_bytes_atomic
+from sansa_cli.artifacts.files import write_bytes_atomic
 
 OVERLAY_COLOUR = (255, 64, 32)
 
@@ -49,7 +49,7 @@ REFERENCE_COLOUR = (40, 200, 90)
 def marked_reference(image: Image.Image, mask: np.ndarray | None, prompt=None) -> Image.Image:
     """A reference as the model saw it: its object mask tinted green, its prompt drawn on top
     (clicks as dots, green on the object and red on the background; a box; scribble strokes)."""
-    from sansa_cli.prompts import Box, Points, Scribble
+    from sansa_cli.core.prompts import Box, Points, Scribble
 
     picture = image.convert("RGB")
     if mask is not None:
@@ -65,7 +65,7 @@ def marked_reference(image: Image.Image, mask: np.ndarray | None, prompt=None) -
             for x, y in points:
                 draw.ellipse((x - r, y - r, x + r, y + r), fill=colour, outline=(0, 0, 0))
     elif isinstance(prompt, Scribble):
-        from sansa_cli.images import load_mask
+        from sansa_cli.core.images import load_mask
 
         strokes = Image.fromarray(load_mask(prompt.strokes, "scribble").astype(np.uint8) * 255)
         picture.paste((255, 230, 0), mask=strokes.filter(ImageFilter.MaxFilter(3)))

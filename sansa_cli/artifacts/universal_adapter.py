@@ -2,7 +2,7 @@
 
 ``sansa predict`` without ``--adapters`` uses it. The authors publish ``sansa_universal.pth`` as a
 GitHub release asset (referenced by their ``hubconf.py``); it is downloaded into the checkpoint
-folder, converted to ``sansa_universal.safetensors`` with :mod:`sansa_cli.official`, and the
+folder, converted to ``sansa_universal.safetensors`` with :mod:`sansa_cli.artifacts.official`, and the
 download is removed. Its base model, SAM 2.0 Hiera-L, is fetched by the usual checkpoint path.
 """
 
@@ -32,8 +32,8 @@ def ensure_default_adapters(download: bool = True, base_model: str | None = None
     otherwise it is downloaded when ``download`` is true. ``base_model`` overrides the recorded
     base (tests point it at a tiny SAM2 config); the default is the release's SAM 2.0 Hiera-L.
     """
-    from sansa_cli.checkpoints import checkpoint_dir
-    from sansa_cli.official import RELEASE_BASE_MODEL, convert_official
+    from sansa_cli.artifacts.sam2_checkpoints import checkpoint_dir
+    from sansa_cli.artifacts.official import RELEASE_BASE_MODEL, convert_official
 
     folder = checkpoint_dir()
     out = folder / UNIVERSAL_FILE
@@ -43,14 +43,14 @@ def ensure_default_adapters(download: bool = True, base_model: str | None = None
     placed = folder / RELEASE_FILE
     if placed.is_file():
         return convert_official(placed, out, base_model)
-    from sansa_cli.base_model import resolve_base
+    from sansa_cli.core.sam2_base import resolve_base
 
     sam2_file = resolve_base(base_model).checkpoint_filename
     by_hand = (f"download {universal_url()} and place it at {placed} (converted on first use); "
                f"its base SAM2 also needs {folder / sam2_file}")
     if not download:
         raise MissingFileError(f"the default SANSA model is missing; {by_hand}, or pass --adapters")
-    from sansa_cli.download import download as fetch
+    from sansa_cli.artifacts.download import download as fetch
 
     partial = folder / f".{RELEASE_FILE}.download"
     try:

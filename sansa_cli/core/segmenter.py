@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sansa_cli import pseudo_video as pv
-from sansa_cli.device import autocast
+from sansa_cli.core import pseudo_video as pv
+from sansa_cli.core.device import autocast
 from sansa_cli.errors import UserInputError
-from sansa_cli.images import ImageLike, describe, load_image, mask_to_input, preprocess
-from sansa_cli.prompts import point_inputs
-from sansa_cli.references import Reference, load_reference
+from sansa_cli.core.images import ImageLike, describe, load_image, mask_to_input, preprocess
+from sansa_cli.core.prompts import point_inputs
+from sansa_cli.core.references import Reference, load_reference
 
 
 @dataclass
@@ -110,7 +110,7 @@ class SansaModel:
                           ) -> ReferenceMemory:
         """Encode references into memory. Each is ``(image, marking)`` where the marking is a
         mask (path, PIL image, array) or a prompt (``Points``, ``Box``, ``Scribble`` from
-        :mod:`sansa_cli.prompts`); already loaded :class:`Reference` objects are taken as they
+        :mod:`sansa_cli.core.prompts`); already loaded :class:`Reference` objects are taken as they
         are."""
         if not references:
             raise UserInputError("no reference given; pass at least one (image, mask) pair")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from sansa_cli.images import ImageLike, load_image, reference_pair
-from sansa_cli.prompts import Prompt, _coords_and_labels, is_prompt
+from sansa_cli.core.images import ImageLike, load_image, reference_pair
+from sansa_cli.core.prompts import Prompt, _coords_and_labels, is_prompt
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Reference:
 
 def load_reference(image: ImageLike, marking) -> Reference:
     """Load and check one reference; ``marking`` is a mask (path, PIL, array) or a prompt
-    (:class:`~sansa_cli.prompts.Points`, ``Box``, ``Scribble``)."""
+    (:class:`~sansa_cli.core.prompts.Points`, ``Box``, ``Scribble``)."""
     if is_prompt(marking):
         img = load_image(image)
         _coords_and_labels(marking, img.width, img.height)  # raises on a bad prompt

@@ -25,16 +25,16 @@ def load_model(sam2: str | None = None, checkpoint: str | Path | None = None,
         download: fetch a missing stock checkpoint from Meta's public host.
         allow_base_mismatch: accept adapters trained on a different base checkpoint.
     Returns:
-        a :class:`sansa_cli.model.SansaModel`.
+        a :class:`sansa_cli.core.segmenter.SansaModel`.
     """
-    from sansa_cli.adapter_file import attach_adapters, read_adapter_info
-    from sansa_cli.base_model import (
+    from sansa_cli.artifacts.adapter_file import attach_adapters, read_adapter_info
+    from sansa_cli.core.sam2_base import (
         DEFAULT_SAM2, STOCK_MODELS, VIDEO_PREDICTOR_SETTINGS, build_sam2, load_checkpoint,
         resolve_base,
     )
-    from sansa_cli.checkpoints import sam2_checkpoint
-    from sansa_cli.device import autocast, resolve_device
-    from sansa_cli.model import SansaModel
+    from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+    from sansa_cli.core.device import autocast, resolve_device
+    from sansa_cli.core.segmenter import SansaModel
 
     torch_device = resolve_device(device)
     if batch_size is None:

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sansa_cli.base_model import RELEASE_SETTINGS
+from sansa_cli.core.sam2_base import RELEASE_SETTINGS
 from sansa_cli.errors import AdapterFileError, MissingFileError
 
 RELEASE_BASE_MODEL = "sam2_hiera_large"
@@ -50,7 +50,7 @@ def load_official(path: str | Path) -> dict:
         with torch.serialization.safe_globals([argparse.Namespace]):
             blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        from sansa_cli.train_checkpoint import unpickle_reason
+        from sansa_cli.artifacts.train_checkpoint import unpickle_reason
 
         raise AdapterFileError(
             f"official checkpoint {path} cannot be read safely ({unpickle_reason(exc)}); "
@@ -67,7 +67,7 @@ def load_official(path: str | Path) -> dict:
 def hiera_blocks(base_model: str) -> tuple[list[tuple[int, int]], list[int]]:
     """``([(dim, dim_out) per block], stage_ends)`` of a SAM2's Hiera, from its config alone
     (no model is built; Hiera-L: 48 blocks, stage ends 1, 7, 43, 47)."""
-    from sansa_cli.base_model import compose_config, resolve_base
+    from sansa_cli.core.sam2_base import compose_config, resolve_base
 
     trunk = compose_config(resolve_base(base_model)).model.image_encoder.trunk
     embed_dim = int(trunk.get("embed_dim", 96))
@@ -176,7 +176,7 @@ def _stages(blocks: list[int], stage_ends: list[int]) -> list[int]:
 def convert_official(src: str | Path, out: str | Path, base_model: str = RELEASE_BASE_MODEL,
                      dtype: str | None = None) -> Path:
     """Convert a released ``.pth`` into a sansa adapter file at ``out``."""
-    from sansa_cli.adapter_file import AdapterInfo, make_strategy, save_adapter_file
+    from sansa_cli.artifacts.adapter_file import AdapterInfo, make_strategy, save_adapter_file
 
     blob = load_official(src)
     dims, stage_ends = hiera_blocks(base_model)

@@ -10,7 +10,7 @@ __all__ = ["load_model", "__version__"]
 
 def __getattr__(name):
     if name == "load_model":
-        from sansa_cli.core.assemble import load_model
+        from sansa_cli.api import load_model
 
         return load_model
     raise AttributeError(f"module 'sansa_cli' has no attribute {name!r}")

@@ -45,16 +45,41 @@ def names(kind: str) -> list[str]:
 
 
 def load(kind: str, name: str):
-    """Import and return the plugin object registered under ``name``."""
+    """Import and return the plugin class registered under ``name``, checked against its
+    kind's contract (a subclass of the base class, with a name, and a ``Config`` dataclass for
+    strategies); a plugin that fails to load or to follow it is a :class:`PluginError`
+    naming the plugin."""
     eps = entry_points(kind)
     if name not in eps:
         available = ", ".join(eps) or "none"
         raise PluginError(f"unknown {kind} '{name}'; available: {available}")
     ep = eps[name]
     try:
-        return ep.load()
+        plugin = ep.load()
     except Exception as exc:  # a broken plugin must not look like a missing one
         raise PluginError(
             f"{kind} plugin '{name}' from {_distribution(ep)} failed to load "
             f"({ep.value}): {type(exc).__name__}: {exc}"
         ) from exc
+    problem = _contract_problem(kind, plugin)
+    if problem:
+        raise PluginError(f"{kind} plugin '{name}' from {_distribution(ep)} ({ep.value}) "
+                          f"{problem}; fix or uninstall the plugin")
+    return plugin
+
+
+def _contract_problem(kind: str, plugin) -> str:
+    """What keeps ``plugin`` from following its kind's contract; empty if nothing."""
+    import dataclasses
+
+    if kind == "adapter":
+        from sansa_cli.adapters.base import AdapterStrategy as base
+    else:
+        from sansa_cli.datasets.base import FewShotDataset as base
+    if not (isinstance(plugin, type) and issubclass(plugin, base)):
+        return f"is not a subclass of {base.__module__}.{base.__name__}"
+    if not isinstance(getattr(plugin, "name", None), str) or not plugin.name:
+        return "sets no name"
+    if kind == "adapter" and not dataclasses.is_dataclass(getattr(plugin, "Config", None)):
+        return "has no Config dataclass"
+    return ""

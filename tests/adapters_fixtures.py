@@ -18,7 +18,7 @@ TINY = str(TINY_YAML)
 MATCHES_NOTHING = {
     "adaptformer": {"stages": (7,)},
     "mona": {"stages": (7,)},
-    "lora": {"targets": ("attn.nothing",)},
+    "lora": {"modules": ("attn.nothing",)},
     "qkv": {"modules": ("nothing",)},
     "full": {"include": r"nothing\..*"},
 }
@@ -126,7 +126,7 @@ class Gain(AdapterStrategy):
         block.gain = nn.Parameter(torch.full((block.dim_out,), float(self.config.init)))
         block.register_forward_hook(lambda m, a, out: out * m.gain)
 
-    def parameters(self, model):
+    def trainable_parameters(self, model):
         n = len(model.image_encoder.trunk.blocks) - 1
         block = model.image_encoder.trunk.blocks[-1]
         if not hasattr(block, "gain"):

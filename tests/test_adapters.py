@@ -74,7 +74,7 @@ def test_save_then_load_into_a_fresh_model_reproduces_outputs(name, tmp_path):
     assert loaded.extra == {"note": "hello"}
 
     fresh = build()
-    restored = attach_adapters(fresh, path, loaded, None)
+    restored, _ = attach_adapters(fresh, path, loaded, None)
     assert restored.config == strategy.config
     assert same(expected, encode(fresh, x))
 
@@ -113,7 +113,8 @@ def test_lora_options_and_merge_match_the_hooked_model():
     perturb(trainable)
     hooked = encode(sam, x)
     merged = lora.merge(sam)
-    assert set(merged) == {f"image_encoder.trunk.blocks.{i}.attn.{m}.{p}"
+    assert (merged.strategy, merged.config) == ("qkv", {"stages": [3], "modules": ["attn.qkv", "attn.proj"]})
+    assert set(merged.tensors) == {f"image_encoder.trunk.blocks.{i}.attn.{m}.{p}"
                            for i in (4, 5) for m in ("qkv", "proj") for p in ("weight", "bias")}
     assert not any("lora" in k for k, _ in sam.named_parameters())
     for a, b in zip(hooked, encode(sam, x)):

@@ -80,7 +80,7 @@ def test_reference_order_does_not_matter(scene):
         permuted = model.predict([refs[i] for i in order], scene["targets"])
         for a, b in zip(base, permuted):
             np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-5)
-            assert a.iou == pytest.approx(b.iou, abs=1e-5)
+            assert a.predicted_iou == pytest.approx(b.predicted_iou, abs=1e-5)
 
 
 def test_cached_references_equal_recomputing_per_target(scene):

@@ -9,6 +9,7 @@ block's input width, as in the authors' models (9,898,385 parameters on Hiera-L 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -33,7 +34,6 @@ class AdaptFormerAdapter(nn.Module):
         nn.init.zeros_(self.down_proj.bias)
         nn.init.zeros_(self.up_proj.weight)
         nn.init.zeros_(self.up_proj.bias)
-        self._stream: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up_proj(F.relu(self.down_proj(self.norm(x)))) * self.scale
@@ -42,20 +42,37 @@ class AdaptFormerAdapter(nn.Module):
 def _attach(block: nn.Module, adapter: AdaptFormerAdapter) -> None:
     """Run ``adapter`` beside ``block.mlp`` on the stream that enters ``block.norm2``.
 
-    Hooks keep sam2's own block forward: the pre-hook on norm2 keeps its input, the hook on the
-    MLP adds the adapter's output to the MLP's (both are inside the same residual sum).
+    sam2's block computes ``x + mlp(norm2(x))``. Both module instances get a subclass of their
+    own class (parameters, names and state dict unchanged): ``norm2`` hands the stream through
+    and the MLP normalises it itself and adds the adapter's output, so the block computes
+    ``x + mlp(norm2(x)) + adapter(x)`` with no state kept between calls.
     """
     block.adapter = adapter
+    norm, mlp = block.norm2, block.mlp
+    norm.__class__ = _stream_through(type(norm))
+    mlp.__class__ = _with_adapter(type(mlp))
+    mlp._adaptformer = (norm, adapter)  # references only: both are registered on the block
 
-    def keep_stream(_module, args):
-        adapter._stream = args[0]
 
-    def add_adapter(_module, _args, output):
-        stream, adapter._stream = adapter._stream, None
-        return output + adapter(stream)
+def _pass_stream(self, x: torch.Tensor) -> torch.Tensor:
+    return x
 
-    block.norm2.register_forward_pre_hook(keep_stream)
-    block.mlp.register_forward_hook(add_adapter)
+
+@functools.cache
+def _stream_through(cls: type) -> type:
+    """``cls`` whose call returns its input; ``normalize`` is the stock forward."""
+    return type(f"StreamThrough{cls.__name__}", (cls,),
+                {"forward": _pass_stream, "normalize": cls.forward})
+
+
+@functools.cache
+def _with_adapter(cls: type) -> type:
+    """``cls`` (a block's MLP) that normalises its input first and adds the adapter's output."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm, adapter = self._adaptformer
+        return cls.forward(self, norm.normalize(x)) + adapter(x)
+
+    return type(f"Adapted{cls.__name__}", (cls,), {"forward": forward})
 
 
 class AdaptFormer(AdapterStrategy):
@@ -96,7 +113,7 @@ class AdaptFormer(AdapterStrategy):
             ref = next(block.parameters())
             _attach(block, adapter.to(device=ref.device, dtype=ref.dtype))
 
-    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+    def trainable_parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         found = {}
         for index, block in stage_blocks(model, self.config.stages):
             adapter = getattr(block, "adapter", None)

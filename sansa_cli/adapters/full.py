@@ -36,12 +36,12 @@ class Full(AdapterStrategy):
                 ) from exc
 
     def inject(self, model: nn.Module) -> None:
-        if not self.parameters(model):
+        if not self.trainable_parameters(model):
             raise UserInputError(
                 f"full: include {self.config.include!r} matches no parameter of this SAM2; "
                 "use a pattern over stock paths such as image_encoder\\..*"
             )
 
-    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+    def trainable_parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         pattern = re.compile(self.config.include)
         return {name: p for name, p in model.named_parameters() if pattern.fullmatch(name)}

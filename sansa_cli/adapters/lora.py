@@ -1,6 +1,6 @@
 """LoRA: low-rank updates on the attention projections of the chosen Hiera stages.
 
-Each targeted ``nn.Linear`` (``attn.qkv`` and ``attn.proj`` by default) computes
+Each ``nn.Linear`` named in ``modules`` (``attn.qkv`` and ``attn.proj`` by default) computes
 ``y = W x + b + (alpha / rank) * B(A(dropout(x)))``. ``B`` starts at zero, so a fresh LoRA is an
 exact no-op. The update lives in a child module ``lora`` of the linear layer (stock paths such as
 ``image_encoder.trunk.blocks.8.attn.qkv.lora.A.weight``); a forward hook adds it, so sam2's own
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from sansa_cli.adapters.base import AdapterStrategy, block_modules
+from sansa_cli.adapters.base import AdapterStrategy, MergedAdapter, block_modules, modules_option
 from sansa_cli.errors import UserInputError
 
 
@@ -50,6 +50,7 @@ class LoRA(AdapterStrategy):
     """Low-rank updates of the image encoder's attention projections."""
 
     name = "lora"
+    can_merge = True
 
     @dataclass
     class Config:
@@ -63,42 +64,50 @@ class LoRA(AdapterStrategy):
         stages: tuple[int, ...] = field(
             default=(2, 3), metadata={"help": "0-based Hiera stages whose blocks get LoRA."}
         )
-        targets: tuple[str, ...] = field(
+        modules: tuple[str, ...] = field(
             default=("attn.qkv", "attn.proj"),
             metadata={"help": "Linear layers inside each block to adapt (paths in the block)."},
         )
 
         def __post_init__(self):
             self.stages = tuple(int(s) for s in self.stages)
-            self.targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
+            self.modules = modules_option(self.modules)
             if int(self.rank) != self.rank or self.rank < 1:
                 raise UserInputError(f"LoRA rank {self.rank} must be a positive integer, e.g. 8")
             self.rank = int(self.rank)
             if not 0 <= self.dropout < 1:
                 raise UserInputError(f"LoRA dropout {self.dropout} must be in [0, 1)")
 
-    def _targets(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        found = block_modules(model, self.config.stages, self.config.targets)
+    @classmethod
+    def upgrade_config(cls, config: dict) -> dict:
+        """Files written by sansa 0.1 call ``modules`` ``targets``."""
+        if "targets" in config and "modules" not in config:
+            config = {**config, "modules": config["targets"]}
+            del config["targets"]
+        return config
+
+    def _linears(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        found = block_modules(model, self.config.stages, self.config.modules)
         for path, module in found:
             if not isinstance(module, nn.Linear):
                 raise UserInputError(
-                    f"LoRA target {path} is a {type(module).__name__}, not a Linear layer; "
-                    "choose targets such as attn.qkv, attn.proj"
+                    f"LoRA module {path} is a {type(module).__name__}, not a Linear layer; "
+                    "choose modules such as attn.qkv, attn.proj"
                 )
         return found
 
     def inject(self, model: nn.Module) -> None:
         c = self.config
-        for path, linear in self._targets(model):
+        for path, linear in self._linears(model):
             if hasattr(linear, "lora"):
                 raise UserInputError(f"{path} already has a LoRA update")
             update = LoRAUpdate(linear.in_features, linear.out_features, c.rank, c.alpha, c.dropout)
             update = update.to(device=linear.weight.device, dtype=linear.weight.dtype)
             _attach(linear, update.train(linear.training))
 
-    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+    def trainable_parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         found = {}
-        for path, linear in self._targets(model):
+        for path, linear in self._linears(model):
             update = getattr(linear, "lora", None)
             if isinstance(update, LoRAUpdate):
                 for name, param in update.named_parameters():
@@ -113,12 +122,12 @@ class LoRA(AdapterStrategy):
         return ""
 
     @torch.no_grad()
-    def merge(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Fold every update into its base weight, remove the hooks and return the merged
-        ``{path.weight, path.bias}`` tensors (plain SAM2 tensors, loadable by the ``qkv``
-        strategy with ``modules`` = this config's targets)."""
+    def merge(self, model: nn.Module) -> MergedAdapter:
+        """Fold every update into its base weight and remove the hooks. Returns the merged
+        ``{path.weight, path.bias}`` tensors as a ``qkv`` adapter over the same ``modules``
+        (plain SAM2 tensors)."""
         merged = {}
-        for path, linear in self._targets(model):
+        for path, linear in self._linears(model):
             update = getattr(linear, "lora", None)
             if not isinstance(update, LoRAUpdate):
                 raise UserInputError(f"{path} has no LoRA update to merge; inject and load first")
@@ -128,4 +137,5 @@ class LoRA(AdapterStrategy):
             merged[f"{path}.weight"] = linear.weight.detach().clone()
             if linear.bias is not None:
                 merged[f"{path}.bias"] = linear.bias.detach().clone()
-        return merged
+        config = {"stages": list(self.config.stages), "modules": list(self.config.modules)}
+        return MergedAdapter("qkv", config, merged)

@@ -98,9 +98,10 @@ class Mona(AdapterStrategy):
             ref = next(block.parameters())
             adapter = MonaAdapter(block.dim_out, width, self.config.dropout)
             block.mona = adapter.to(device=ref.device, dtype=ref.dtype).train(block.training)
-            block.register_forward_hook(lambda _m, _args, out, a=block.mona: out + a(out))
+            block.mona._handle = block.register_forward_hook(
+                lambda _m, _args, out, a=block.mona: out + a(out))
 
-    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+    def trainable_parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         found = {}
         for index, block in stage_blocks(model, self.config.stages):
             adapter = getattr(block, "mona", None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from sansa_cli.adapters.base import AdapterStrategy, block_modules
+from sansa_cli.adapters.base import AdapterStrategy, block_modules, modules_option
 
 
 class QKV(AdapterStrategy):
@@ -32,12 +32,12 @@ class QKV(AdapterStrategy):
 
         def __post_init__(self):
             self.stages = tuple(int(s) for s in self.stages)
-            self.modules = (self.modules,) if isinstance(self.modules, str) else tuple(self.modules)
+            self.modules = modules_option(self.modules)
 
     def inject(self, model: nn.Module) -> None:
         block_modules(model, self.config.stages, self.config.modules)  # validates the names
 
-    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+    def trainable_parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         return {
             f"{path}.{name}": param
             for path, module in block_modules(model, self.config.stages, self.config.modules)

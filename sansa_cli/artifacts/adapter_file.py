@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sansa_cli.core.choices import STORAGE_DTYPES
 from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 
 FORMAT = "sansa-adapter"
 FORMAT_VERSION = "1"
-STORAGE_DTYPES = ("fp32", "fp16", "bf16")
 
 
 @dataclass
@@ -150,12 +150,11 @@ def load_adapter_tensors(path: str | Path) -> dict:
 def make_strategy(name: str, config: dict[str, Any], source: str):
     """The registered strategy ``name`` with the stored ``config``; a config the strategy
     rejects is an :class:`AdapterFileError` naming ``source``."""
-    import dataclasses
-
     from sansa_cli import registry
 
     cls = registry.load("adapter", name)
-    known = {f.name for f in dataclasses.fields(cls.Config)}
+    config = cls.upgrade_config(dict(config))
+    known = cls.option_names()
     unknown = sorted(set(config) - known)
     if unknown:
         raise AdapterFileError(
@@ -172,7 +171,7 @@ def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: s
                     allow_base_mismatch: bool = False, base_model: str | None = None):
     """Apply the file's strategy to ``sam`` and load its weights, checking everything.
 
-    Returns the strategy instance. A different base model name (``base_model``, when given) or
+    Returns the strategy instance and its parameters. A different base model name (``base_model``, when given) or
     base checkpoint hash is an error unless ``allow_base_mismatch``; missing or unexpected
     tensors and wrong shapes are :class:`AdapterFileError` naming what was expected and found.
     """
@@ -195,7 +194,7 @@ def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: s
     strategy = make_strategy(info.strategy, info.config, f"adapter file {path}")
     trainable = apply_to(sam, strategy, f"adapter file {path} (made for {info.base_model})")
     load_into(sam, strategy, trainable, load_adapter_tensors(path), path, info.base_model)
-    return strategy
+    return strategy, trainable
 
 
 def apply_to(sam, strategy, source: str) -> dict:
@@ -247,7 +246,6 @@ def _shape_message(sam, strategy, wrong, tensors, trainable, path, base_model: s
             f"({base_model}); check --sam2")
 
 
-# Training checkpoints of `sansa train` -> adapter files.
 def describe(path: str | Path) -> str:
     """Human-readable metadata and counts of an adapter file (no tensor data is read)."""
     info = read_adapter_info(path)

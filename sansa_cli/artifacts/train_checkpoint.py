@@ -1,18 +1,19 @@
-"""Training checkpoints of ``sansa train``, read safely, and their export to adapter files.
+"""Training checkpoints of ``sansa train``: written, read safely, restored, exported.
 
 A checkpoint is a ``torch.save`` dict (format ``sansa-train-checkpoint``) holding the strategy,
-its config, the base model and its settings, the base checkpoint's hash and the adapter tensors
-(plus optimizer and schedule state for resuming). It is always read with
-``torch.load(weights_only=True)``.
+its config, the base model and its settings, the base checkpoint's hash and the adapter tensors,
+plus the optimizer, schedule, scaler, step and RNG state for resuming. It is written atomically
+under ``RUN_DIR/checkpoints/{latest,best}.pt`` and always read with
+``torch.load(weights_only=True)``; ``sansa export-adapters`` turns it into an adapter file.
 """
 
 from __future__ import annotations
 
-import json
+import random
 from pathlib import Path
 
-from sansa_cli.artifacts.adapter_file import (AdapterInfo, apply_to, load_into, make_strategy,
-                                    save_adapter_file)
+from sansa_cli.artifacts.adapter_file import AdapterInfo, make_strategy, save_adapter_file
+from sansa_cli.artifacts.files import atomic_path
 from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 
 TRAIN_FORMAT = "sansa-train-checkpoint"
@@ -32,6 +33,27 @@ def unpickle_reason(exc: Exception) -> str:
         return "it holds objects safe loading does not allow"
     first = (text.strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first[:160]}"
+
+
+def save_training_checkpoint(path: Path, *, strategy, trainable: dict, optimizer, scheduler,
+                             scaler, step: int, best: float | None, base: dict,
+                             config: dict) -> None:
+    """Write a checkpoint of a run at ``step`` (``base``: name, overrides, sha256)."""
+    import torch
+
+    blob = {
+        "format": TRAIN_FORMAT, "version": TRAIN_VERSION,
+        "strategy": strategy.name, "strategy_config": strategy.config_dict(),
+        "base_model": base["name"], "base_overrides": base["overrides"],
+        "base_checkpoint_sha256": base["sha256"],
+        "adapter": {k: v.detach().to("cpu").clone() for k, v in trainable.items()},
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "step": step, "best": best, "config": config,
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
 
 
 def find_training_checkpoint(source: str | Path, best: bool = False) -> Path:
@@ -85,13 +107,42 @@ def read_training_checkpoint(path: str | Path) -> dict:
     return blob
 
 
+def restore_training_checkpoint(path: Path, *, trainable: dict, optimizer, scheduler,
+                                scaler) -> dict:
+    """Restore a run from ``path`` into the given objects; returns the checkpoint dict."""
+    import torch
+
+    blob = read_training_checkpoint(path)
+    stored = blob["adapter"]
+    if set(stored) != set(trainable):
+        raise UserInputError(f"checkpoint {path} holds another adapter than this run builds; "
+                             "resume with the run's own config.yaml")
+    with torch.no_grad():
+        for key, param in trainable.items():
+            param.copy_(stored[key].to(param.device, param.dtype))
+    optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
+    if scaler is not None and blob.get("scaler"):
+        scaler.load_state_dict(blob["scaler"])
+    torch.set_rng_state(blob["rng"]["torch"])
+    random.setstate(_tuples(blob["rng"]["python"]))
+    return blob
+
+
+def _tuples(value):
+    """random.setstate wants tuples where a round trip may have produced lists."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
 def export_training_checkpoint(source: str | Path, out: str | Path, best: bool = False,
-                               dtype: str | None = None, merge_lora: bool = False,
+                               dtype: str | None = None, merge: bool = False,
                                sam2_checkpoint: str | Path | None = None) -> Path:
     """Write the adapter of a training run (``latest.pt``, or ``best.pt``) to ``out``.
 
-    ``merge_lora`` folds a LoRA adapter into the base weights it was trained on and writes
-    them as a ``qkv``-strategy file (plain SAM2 tensors of the adapted layers).
+    ``merge`` folds the adapter into the base weights it was trained on (strategies that
+    declare ``can_merge``, such as LoRA) and writes what the strategy's merge returns.
     """
     path = find_training_checkpoint(source, best)
     blob = read_training_checkpoint(path)
@@ -103,22 +154,22 @@ def export_training_checkpoint(source: str | Path, out: str | Path, best: bool =
         extra={"source": path.name, "step": str(blob.get("step", ""))},
     )
     strategy = make_strategy(info.strategy, info.config, f"training checkpoint {path}")
-    info.config = json.loads(strategy.config_json())  # the full config, defaults included
+    info.config = strategy.config_dict()  # the full config, defaults included
     tensors = blob["adapter"]
-    if merge_lora:
-        tensors, info = _merge_lora(strategy, tensors, info, path, sam2_checkpoint)
+    if merge:
+        tensors, info = _merge(strategy, tensors, info, path, sam2_checkpoint)
     return save_adapter_file(out, tensors, info, dtype)
 
 
-def _merge_lora(strategy, tensors: dict, info: AdapterInfo, path: Path, explicit):
-    from sansa_cli.core.sam2_base import build_sam2, load_checkpoint, resolve_base
-    from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+def _merge(strategy, tensors: dict, info: AdapterInfo, path: Path, explicit):
     from sansa_cli.artifacts.files import sha256_file
+    from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+    from sansa_cli.core.assemble import base_spec, build_model
 
-    if not hasattr(strategy, "merge"):
-        raise UserInputError(f"--merge-lora needs a LoRA adapter; {path} holds '{info.strategy}'")
-    spec = resolve_base(info.base_model, info.base_overrides)
-    ckpt = sam2_checkpoint(spec, explicit)
+    if not strategy.can_merge:
+        raise UserInputError(f"--merge-lora needs an adapter that can be merged (such as LoRA); "
+                             f"{path} holds '{info.strategy}'")
+    ckpt = sam2_checkpoint(base_spec(info.base_model, overrides=info.base_overrides), explicit)
     found = sha256_file(ckpt)
     if info.base_checkpoint_sha256 and found != info.base_checkpoint_sha256:
         raise AdapterFileError(
@@ -126,11 +177,10 @@ def _merge_lora(strategy, tensors: dict, info: AdapterInfo, path: Path, explicit
             f"{info.base_checkpoint_sha256[:12]}..., but {ckpt} has {found[:12]}...; merging "
             "needs the same base: pass it with --sam2-checkpoint"
         )
-    sam = build_sam2(spec, "cpu")
-    load_checkpoint(sam, ckpt)
-    trainable = apply_to(sam, strategy, f"training checkpoint {path}")
-    load_into(sam, strategy, trainable, tensors, path, info.base_model)
-    merged = strategy.merge(sam)
-    config = {"stages": list(strategy.config.stages), "modules": list(strategy.config.targets)}
-    extra = {**info.extra, "merged_from": f"lora {strategy.config_json()}"}
-    return merged, AdapterInfo("qkv", config, info.base_model, found, info.base_overrides, extra)
+    built = build_model(info.base_model, checkpoint=ckpt, overrides=info.base_overrides,
+                        strategy=strategy, strategy_tensors=tensors,
+                        source=f"training checkpoint {path}")
+    merged = strategy.merge(built.sam)
+    extra = {**info.extra, "merged_from": f"{strategy.name} {strategy.config_json()}"}
+    return merged.tensors, AdapterInfo(merged.strategy, merged.config, info.base_model, found,
+                                       info.base_overrides, extra)

@@ -74,7 +74,7 @@ def export_adapters(
         from sansa_cli.artifacts.train_checkpoint import export_training_checkpoint
 
         written = export_training_checkpoint(source, out, best=best, dtype=dtype.value,
-                                             merge_lora=merge_lora,
+                                             merge=merge_lora,
                                              sam2_checkpoint=sam2_checkpoint)
     from sansa_cli.artifacts.adapter_file import describe
 

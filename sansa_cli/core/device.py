@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 
+from sansa_cli.core.choices import PRECISIONS
 from sansa_cli.errors import UserInputError
 
-PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
+_AUTOCAST_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
 
 def resolve_device(name: str = "auto"):
     """``auto`` picks CUDA, then MPS, then CPU; asking for an absent device is an error."""
     import torch
 
-    name = str(getattr(name, "value", name))
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
@@ -29,13 +29,18 @@ def resolve_device(name: str = "auto"):
     return torch.device(name)
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` itself if it is one of :data:`~sansa_cli.core.choices.PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise UserInputError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    return precision
+
+
 def autocast(device, precision: str = "fp32"):
     """An autocast context for ``precision`` on ``device`` (a no-op for fp32)."""
     import torch
 
-    precision = str(getattr(precision, "value", precision))
-    if precision not in PRECISIONS:
-        raise UserInputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
-    if PRECISIONS[precision] is None:
+    dtype = _AUTOCAST_DTYPES[check_precision(precision)]
+    if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=getattr(torch, PRECISIONS[precision]))
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))

@@ -13,12 +13,12 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sansa_cli.core.choices import DEFAULT_RESIZE, RESIZE_MODES
 from sansa_cli.errors import MissingFileError, UserInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-RESIZE_MODES = ("pil-bicubic", "antialias-bilinear")
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
@@ -111,7 +111,14 @@ def reference_pair(image: ImageLike, mask: ImageLike) -> tuple[Image.Image, np.n
     return img, m
 
 
-def preprocess(img: Image.Image, size: int, resize: str = "pil-bicubic"):
+def check_resize(resize: str) -> str:
+    """``resize`` itself if it is one of :data:`~sansa_cli.core.choices.RESIZE_MODES`."""
+    if resize not in RESIZE_MODES:
+        raise UserInputError(f"unknown resize mode {resize!r}; use one of {', '.join(RESIZE_MODES)}")
+    return resize
+
+
+def preprocess(img: Image.Image, size: int, resize: str = DEFAULT_RESIZE):
     """A float tensor [3, size, size]: square resize (aspect not kept), ImageNet normalisation.
 
     ``pil-bicubic`` is what SAM2's video predictor does; ``antialias-bilinear`` is what the
@@ -130,7 +137,7 @@ def preprocess(img: Image.Image, size: int, resize: str = "pil-bicubic"):
         tensor = F.interpolate(tensor[None], size=(size, size), mode="bilinear",
                                align_corners=False, antialias=True)[0]
     else:
-        raise UserInputError(f"unknown resize mode {resize!r}; use one of {', '.join(RESIZE_MODES)}")
+        check_resize(resize)
     return (tensor - mean) / std
 
 

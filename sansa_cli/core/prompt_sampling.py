@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sansa_cli.core.choices import PROMPT_TYPES
 from sansa_cli.errors import UserInputError
 from sansa_cli.core.prompts import Box, Points, Scribble
 
-PROMPT_TYPES = ("mask", "point", "box", "scribble", "mixed")
 MAX_POINTS = 20
 STROKE_WIDTH = 3
 

@@ -106,8 +106,7 @@ def encode_memory(sam, frames: FrameFeatures, low_res_logits, object_score_logit
                   prompted: bool) -> FrameMemory:
     """Write frames and their masks into memory, as the video predictor does: the memory encoder
     sees the low-resolution mask logits upsampled to the image size."""
-    size = (sam.image_size, sam.image_size)
-    high_res = F.interpolate(low_res_logits, size=size, mode="bilinear", align_corners=False)
+    high_res = upsample_logits(low_res_logits, (sam.image_size, sam.image_size))
     features, pos_enc = sam._encode_new_memory(
         current_vision_feats=frames.vision_feats, feat_sizes=frames.feat_sizes,
         pred_masks_high_res=high_res, object_score_logits=object_score_logits,
@@ -116,21 +115,40 @@ def encode_memory(sam, frames: FrameFeatures, low_res_logits, object_score_logit
     return FrameMemory(features, pos_enc[-1], obj_ptr)
 
 
-def mask_reference_memory(sam, frames: FrameFeatures, masks: torch.Tensor) -> FrameMemory:
-    """Memory of reference frames marked by masks [B, 1, S, S] (0/1): the mask is the frame's
-    output (+-10 logits), its object pointer comes from the SAM heads with the mask as prompt."""
+def upsample_logits(logits: torch.Tensor, size) -> torch.Tensor:
+    """Mask logits [B, 1, h, w] resized to ``size`` (height, width) bilinearly, as SAM2 does."""
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def reference_memory(sam, frames: FrameFeatures, *, mask: torch.Tensor | None = None,
+                     points: dict | None = None) -> tuple[FrameMemory, torch.Tensor]:
+    """Memory of reference frames, the one path for inference, evaluation and training.
+
+    A reference is marked by ``mask`` [B, 1, S, S] (0/1 at the model's size; see
+    :func:`sansa_cli.core.images.mask_to_input`) or by ``points`` (SAM2's ``point_inputs``:
+    clicks, a box's corners, scribble pixels; see :func:`sansa_cli.core.prompts.point_inputs`).
+    References never pass through memory attention. Returns the memory and the reference's
+    mask logits [B, 1, S/4, S/4] (for prompts: the mask SAM2 drew).
+    """
+    if (mask is None) == (points is None):
+        raise ValueError("a reference is marked by a mask or by points, exactly one of them")
+    if mask is not None:
+        return _mask_reference_memory(sam, frames, mask)
+    return _prompt_reference_memory(sam, frames, points)
+
+
+def _mask_reference_memory(sam, frames: FrameFeatures, masks: torch.Tensor):
+    """The mask is the frame's output (+-10 logits); its object pointer comes from the SAM heads
+    with the mask as prompt."""
     out = sam._use_mask_as_output(_top_level(sam, frames), _high_res_features(frames), masks)
     low_res, obj_ptr, object_score_logits = out[3], out[5], out[6]
-    return encode_memory(sam, frames, low_res, object_score_logits, obj_ptr, prompted=True)
+    memory = encode_memory(sam, frames, low_res, object_score_logits, obj_ptr, prompted=True)
+    return memory, low_res
 
 
-def prompt_reference_memory(sam, frames: FrameFeatures, point_inputs: dict
-                            ) -> tuple[FrameMemory, torch.Tensor]:
-    """Memory of one reference frame marked by clicks or a box (SAM2's ``point_inputs``).
-
-    SAM2's decoder draws the reference's mask on the frame's own features, single-mask output;
-    that mask is then written to memory. Returns the memory and the mask's low-resolution logits [1, 1, S/4, S/4].
-    """
+def _prompt_reference_memory(sam, frames: FrameFeatures, point_inputs: dict):
+    """SAM2's decoder draws the reference's mask on the frame's own features (single-mask
+    output); that mask is then written to memory."""
     # An initial conditioning frame: SAM2 adds its no-memory embedding (or, in configs without
     # that shortcut, attends to a single no-memory token); no reference memory is involved.
     pix_feat = sam._prepare_memory_conditioned_features(

@@ -3,7 +3,7 @@
 >>> from sansa_cli import load_model
 >>> model = load_model(sam2="sam2.1_hiera_large", adapters="adapters.safetensors", device="auto")
 >>> results = model.predict(references=[("ref.jpg", "ref_mask.png")], targets=["a.jpg", "b.jpg"])
->>> results[0].mask.shape, results[0].iou
+>>> results[0].mask.shape, results[0].predicted_iou
 
 The reference memory is computed once and reused for every target; targets run in batches.
 """
@@ -16,10 +16,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from sansa_cli.core import pseudo_video as pv
+from sansa_cli.core.choices import DEFAULT_RESIZE
 from sansa_cli.core.device import autocast
 from sansa_cli.errors import UserInputError
 from sansa_cli.core.images import ImageLike, describe, load_image, mask_to_input, preprocess
@@ -32,7 +32,7 @@ class Prediction:
     """One target's result: ``mask`` (bool, target's original size) and its scores."""
 
     mask: np.ndarray
-    iou: float  # the decoder's predicted IoU of the kept mask
+    predicted_iou: float  # the decoder's own estimate of the kept mask's IoU (not measured)
     object_score: float | None  # probability that the object is present (None: no such head)
     low_res_logits: np.ndarray = field(repr=False)  # [S/4, S/4] mask logits before upsampling
     source: str = ""
@@ -62,7 +62,7 @@ class ReferenceMemory:
 class SansaModel:
     """A (possibly adapted) SAM2 that segments targets from references marked by masks."""
 
-    def __init__(self, sam, device, precision: str = "fp32", resize: str = "pil-bicubic",
+    def __init__(self, sam, device, precision: str = "fp32", resize: str = DEFAULT_RESIZE,
                  strategy=None, base_name: str = "", batch_size: int = 4,
                  memory_dtype: torch.dtype = torch.bfloat16):
         self.sam = sam
@@ -84,13 +84,16 @@ class SansaModel:
                            ).to(self.device)
 
     @torch.inference_mode()
-    def encode_images(self, images: Sequence[Image.Image]) -> pv.FrameFeatures:
+    def encode_images(self, images: Sequence[Image.Image],
+                      on_batch: Callable[[int], None] | None = None) -> pv.FrameFeatures:
         """Image-encoder features of loaded RGB images, in batches of ``batch_size``."""
         chunks = []
         for start in range(0, len(images), self.batch_size):
             batch = self._batch(images[start:start + self.batch_size])
             with autocast(self.device, self.precision):
                 chunks.append(pv.encode_frames(self.sam, batch))
+            if on_batch:
+                on_batch(batch.shape[0])
         return pv.FrameFeatures.cat(chunks)
 
     @torch.inference_mode()
@@ -122,13 +125,12 @@ class SansaModel:
     def _reference_memory(self, frames: pv.FrameFeatures, ref: Reference):
         if ref.prompt is None:
             mask = mask_to_input(ref.mask, self.image_size)[None].to(self.device)
-            return pv.mask_reference_memory(self.sam, frames, mask), ref.mask
+            return pv.reference_memory(self.sam, frames, mask=mask)[0], ref.mask
         points = point_inputs(ref.prompt, ref.image.width, ref.image.height, self.image_size)
         points = {k: v.to(self.device) for k, v in points.items()}
-        memory, low_res = pv.prompt_reference_memory(self.sam, frames, points)
-        drawn = F.interpolate(low_res.float(), size=(ref.image.height, ref.image.width),
-                              mode="bilinear", align_corners=False)[0, 0] > 0
-        return memory, drawn.cpu().numpy()
+        memory, low_res = pv.reference_memory(self.sam, frames, points=points)
+        drawn = pv.upsample_logits(low_res.float(), (ref.image.height, ref.image.width))
+        return memory, (drawn[0, 0] > 0).cpu().numpy()
 
     @torch.inference_mode()
     def segment_features(self, memory: ReferenceMemory, frames: pv.FrameFeatures,
@@ -141,10 +143,10 @@ class SansaModel:
         results = []
         for i, size in enumerate(sizes):
             logits = out.low_res_logits[i:i + 1].float()
-            full = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+            full = pv.upsample_logits(logits, size)
             score = torch.sigmoid(out.object_score_logits[i].float()).item() if has_score else None
             results.append(Prediction(
-                mask=(full[0, 0] > 0).cpu().numpy(), iou=float(out.iou[i].float()),
+                mask=(full[0, 0] > 0).cpu().numpy(), predicted_iou=float(out.iou[i].float()),
                 object_score=score, low_res_logits=logits[0, 0].cpu().numpy(),
             ))
         return results

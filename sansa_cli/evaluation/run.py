@@ -118,7 +118,7 @@ class _Runner:
         self.ran = 0
 
     def load(self, adapter: Path | None):
-        from sansa_cli.core.assemble import load_model
+        from sansa_cli.api import load_model
 
         job = self.plan.job
         model = load_model(sam2=self.sam2, checkpoint=self.checkpoint, adapters=adapter,

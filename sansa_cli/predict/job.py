@@ -66,7 +66,7 @@ def run_predict(job: PredictJob) -> None:
     if job.out is None and (job.overlay or job.json):
         raise UserInputError("--overlay and --json write files: add --out DIR")
 
-    from sansa_cli.core.assemble import load_model
+    from sansa_cli.api import load_model
 
     model = load_model(sam2=job.sam2, checkpoint=job.sam2_checkpoint,
                        adapters=_adapter_path(job.adapters), device=job.device,
@@ -116,7 +116,7 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
 
 
 def _caption(result) -> str:
-    text = f"predicted IoU {result.iou:.2f}"
+    text = f"predicted IoU {result.predicted_iou:.2f}"
     if result.object_score is not None:
         text += f"  object present {result.object_score:.2f}"
     return text
@@ -132,7 +132,7 @@ def _summary(job, model, targets, results, seconds) -> dict:
         "seconds_total": round(seconds, 3),
         "targets": [
             {"image": str(t), "mask": f"{t.stem}.png" if job.out else None,
-             "iou": round(r.iou, 4),
+             "predicted_iou": round(r.predicted_iou, 4),
              "object_score": None if r.object_score is None else round(r.object_score, 4),
              "mask_area": r.area, "mask_fraction": round(r.area / r.mask.size, 4),
              "height": int(r.mask.shape[0]), "width": int(r.mask.shape[1]),
@@ -147,11 +147,11 @@ def _print_table(console, summary, out) -> None:
 
     rows = summary["targets"]
     table = Table(title=f"{len(rows)} targets in {summary['seconds_total']:.1f} s")
-    for column in ("target", "IoU", "present", "area %"):
+    for column in ("target", "predicted IoU", "present", "area %"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for row in rows[:20]:
         score = "-" if row["object_score"] is None else f"{row['object_score']:.2f}"
-        table.add_row(Path(row["image"]).name, f"{row['iou']:.2f}", score,
+        table.add_row(Path(row["image"]).name, f"{row['predicted_iou']:.2f}", score,
                       f"{100 * row['mask_fraction']:.1f}")
     if len(rows) > 20:
         table.caption = f"... and {len(rows) - 20} more"

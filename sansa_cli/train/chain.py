@@ -8,7 +8,6 @@ targets are pseudo-references for later ones, and gradients flow through the who
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sansa_cli.core import pseudo_video as pv
@@ -26,8 +25,9 @@ class EpisodeChain(nn.Module):
     def forward(self, images, reference_mask, target, valid, prompt_coords=None,
                 prompt_labels=None, prompt_count=None) -> torch.Tensor:
         """Per-episode loss [B] for images [B, 1+J, 3, S, S] (reference first), reference masks
-        [B, 1, S, S] and target masks/valid pixels [B, J, S, S]. With ``prompt_count`` [B] > 0,
-        that episode's reference is marked by the first ``count`` prompt points instead."""
+        [B, 1, S, S] (prepared as inference prepares them) and target masks/valid pixels
+        [B, J, S, S]. With ``prompt_count`` [B] > 0, that episode's reference is marked by the
+        first ``count`` prompt points instead."""
         sam = self.sam
         batch, frames_per_episode = images.shape[:2]
         seq_len = frames_per_episode - 1
@@ -35,22 +35,20 @@ class EpisodeChain(nn.Module):
         index = lambda f: [b * frames_per_episode + f for b in range(batch)]  # noqa: E731
         references = frames.select(index(0))
         if prompt_count is None or not bool((prompt_count > 0).any()):
-            memory = pv.mask_reference_memory(sam, references, reference_mask)
+            memory = pv.reference_memory(sam, references, mask=reference_mask)[0]
         else:
             memory = pv.FrameMemory.cat([
-                pv.mask_reference_memory(sam, references.select([b]), reference_mask[b:b + 1])
-                if int(count) == 0 else
-                pv.prompt_reference_memory(sam, references.select([b]), {
-                    "point_coords": prompt_coords[b:b + 1, :count],
-                    "point_labels": prompt_labels[b:b + 1, :count]})[0]
+                pv.reference_memory(sam, references.select([b]), **(
+                    {"mask": reference_mask[b:b + 1]} if count == 0 else
+                    {"points": {"point_coords": prompt_coords[b:b + 1, :count],
+                                "point_labels": prompt_labels[b:b + 1, :count]}}))[0]
                 for b, count in enumerate(prompt_count.tolist())])
         previous: list[pv.FrameMemory] = []
         total = images.new_zeros(batch, dtype=torch.float32)
         for j in range(seq_len):
             target_frames = frames.select(index(1 + j))
             out = pv.segment_targets(sam, target_frames, [memory], previous, 1 + seq_len)
-            logits = F.interpolate(out.low_res_logits.float(), size=target.shape[-2:],
-                                   mode="bilinear", align_corners=False)[:, 0]
+            logits = pv.upsample_logits(out.low_res_logits.float(), target.shape[-2:])[:, 0]
             total = total + mask_loss(self.loss, logits, target[:, j], valid[:, j])
             if j + 1 < seq_len:  # this prediction becomes a pseudo-reference
                 previous.append(pv.encode_memory(sam, target_frames, out.low_res_logits,

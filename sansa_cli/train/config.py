@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sansa_cli.core import choices
 from sansa_cli.errors import UserInputError
 
 LOSSES = ("bce-dice", "focal-dice")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", *choices.PRECISIONS)
 
 
 @dataclass
@@ -63,9 +64,9 @@ class TrainConfig:
             raise UserInputError("--steps must be at least 1")
         if not self.lr > 0:
             raise UserInputError(f"learning rate {self.lr} must be positive")
-        if self.prompt not in ("mask", "point", "box", "scribble", "mixed"):
-            raise UserInputError(f"unknown --prompt {self.prompt!r}; use mask, point, box, "
-                                 "scribble or mixed")
+        if self.prompt not in choices.PROMPT_TYPES:
+            raise UserInputError(f"unknown --prompt {self.prompt!r}; use one of "
+                                 f"{', '.join(choices.PROMPT_TYPES)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class EpisodeTensors(torch.utils.data.Dataset):
         index = self.indices[item]
         episode = self.episodes[index]
         flips = random.Random(f"sansa-augment:{self.key}:{index}")
-        images, labels, reference_label = [], [], None
+        images, labels = [], []
         for image_id in (episode.reference, *episode.targets):
             image = self.dataset.load_image(image_id)
             label = self.dataset.load_mask(image_id, episode.class_id)
@@ -60,14 +60,16 @@ class EpisodeTensors(torch.utils.data.Dataset):
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                 label = label[:, ::-1].copy()
             images.append(preprocess(image, self.image_size, self.resize))
-            labels.append(self._resize_labels(label))
-            reference_label = label if reference_label is None else reference_label
-        reference = mask_to_input(labels[0].numpy() == 1, self.image_size)
-        targets = torch.stack(labels[1:])
-        item = {"images": torch.stack(images), "reference_mask": reference,
+            labels.append(label)
+        # The reference mask is shrunk from its own size exactly as inference does it; target
+        # labels keep their values (nearest neighbour) for the loss.
+        reference = labels[0] == 1
+        targets = torch.stack([self._resize_labels(label) for label in labels[1:]])
+        item = {"images": torch.stack(images),
+                "reference_mask": mask_to_input(reference, self.image_size),
                 "target": (targets == 1).float(), "valid": (targets != 255).float()}
         if self.prompt != "mask":
-            item.update(self._prompt(reference_label == 1, index))
+            item.update(self._prompt(reference, index))
         return item
 
     def _prompt(self, mask: np.ndarray, index: int) -> dict:

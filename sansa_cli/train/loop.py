@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from sansa_cli.artifacts.train_checkpoint import (restore_training_checkpoint,
+                                                  save_training_checkpoint)
 from sansa_cli.core import distributed
 from sansa_cli.core.device import autocast
 from sansa_cli.errors import SansaError, UserInputError
@@ -20,7 +22,6 @@ from sansa_cli.train.display import TrainDisplay
 from sansa_cli.train.episode_data import EpisodeTensors, epoch_episodes, rank_indices
 from sansa_cli.train.setup import (build_parts, frozen_mode, optimizer_and_schedule,
                                    resolve_precision)
-from sansa_cli.train.state import load_state, save_state
 
 
 class TrainingDiverged(SansaError, RuntimeError):
@@ -92,8 +93,9 @@ class Run:
         scaler = torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
         step, best = 0, None
         if self.resume:
-            blob = load_state(checkpoints / "latest.pt", trainable=parts.trainable,
-                              optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+            blob = restore_training_checkpoint(
+                checkpoints / "latest.pt", trainable=parts.trainable, optimizer=optimizer,
+                scheduler=scheduler, scaler=scaler)
             step, best = int(blob["step"]), blob.get("best")
         elif ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -214,10 +216,11 @@ class Run:
 
     def _save(self, step: int, name: str) -> None:
         if self.ctx.is_main:
-            save_state(self.out / "checkpoints" / name, strategy=self.parts.strategy,
-                       trainable=self.parts.trainable, optimizer=self.optimizer,
-                       scheduler=self.scheduler, scaler=self.scaler, step=step, best=self.best,
-                       base=self.parts.base, config=self.config.to_dict())
+            save_training_checkpoint(
+                self.out / "checkpoints" / name, strategy=self.parts.strategy,
+                trainable=self.parts.trainable, optimizer=self.optimizer,
+                scheduler=self.scheduler, scaler=self.scaler, step=step, best=self.best,
+                base=self.parts.base, config=self.config.to_dict())
         distributed.barrier()
 
     def _finish(self, step: int, display: TrainDisplay) -> Path:

@@ -25,29 +25,26 @@ class Parts:
 
 def build_model(config: TrainConfig, ctx, device):
     """The frozen SAM2 with the strategy injected; only its parameters require grad."""
-    from sansa_cli.core import distributed
-    from sansa_cli.adapters.base import apply_strategy, build_strategy
-    from sansa_cli.core.sam2_base import (RELEASE_SETTINGS, VIDEO_PREDICTOR_SETTINGS, build_sam2,
-                                      load_checkpoint, resolve_base)
-    from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+    from sansa_cli.adapters.base import build_strategy
     from sansa_cli.artifacts.files import sha256_file
+    from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+    from sansa_cli.core import distributed
+    from sansa_cli.core.assemble import base_spec
+    from sansa_cli.core.assemble import build_model as assemble
+    from sansa_cli.core.sam2_base import RELEASE_SETTINGS
 
-    # Train, validate and predict with the same settings: the adapter file records the base's
-    # own overrides, and load_model adds the video-predictor settings used here too.
+    # The adapter file records the base's own settings; inference adds the video-predictor
+    # settings to them, as every build does, so training and inference see the same SAM2.
     overrides = {} if config.object_score_head else dict(RELEASE_SETTINGS)
-    spec = resolve_base(config.sam2, {**VIDEO_PREDICTOR_SETTINGS, **overrides})
     if ctx.is_main:  # one process downloads; the others wait for the file
-        sam2_checkpoint(spec, config.sam2_checkpoint)
+        sam2_checkpoint(base_spec(config.sam2, overrides=overrides), config.sam2_checkpoint)
     distributed.barrier()
-    ckpt = sam2_checkpoint(spec, config.sam2_checkpoint, download=False)
-    torch.manual_seed(config.seed)  # identical adapter init on every process
-    sam = build_sam2(spec, "cpu")
-    load_checkpoint(sam, ckpt)
-    strategy = build_strategy(config.adapter, config.adapter_options)
-    trainable = apply_strategy(sam, strategy)
-    sam = sam.to(device)
-    base = {"name": config.sam2, "overrides": overrides, "sha256": sha256_file(ckpt)}
-    return sam, strategy, trainable, base
+    built = assemble(config.sam2, checkpoint=config.sam2_checkpoint, download=False,
+                     overrides=overrides,
+                     strategy=build_strategy(config.adapter, config.adapter_options),
+                     device=device, seed=config.seed)  # identical adapter init everywhere
+    base = {"name": config.sam2, "overrides": overrides, "sha256": sha256_file(built.checkpoint)}
+    return built.sam, built.strategy, built.trainable, base
 
 
 def frozen_mode(sam) -> None:

@@ -282,7 +282,7 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
     from sansa_cli.artifacts.adapter_file import read_adapter_info
     from sansa_cli.artifacts.files import write_bytes_atomic
     from sansa_cli.core.images import list_targets
-    from sansa_cli.core.assemble import load_model
+    from sansa_cli.api import load_model
 
     targets, out = list_targets(list(images)), Path(out)
     missing = [m for m in masks or [] if not Path(m).exists()]

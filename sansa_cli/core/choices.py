@@ -1,0 +1,18 @@
+"""The names users choose from, defined once (cheap to import: the CLI builds its enums here).
+
+Nothing in this module imports torch, numpy or sam2, so ``sansa --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+#: autocast precisions of inference (training adds ``auto``)
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: how a reference is marked: its mask, or a prompt drawn from it (``mixed``: one at random)
+PROMPT_TYPES = ("mask", "point", "box", "scribble", "mixed")
+#: square resize of images to the model's input size: SAM2's video predictor (PIL bicubic) or
+#: the SANSA authors' release (bilinear with antialiasing on tensors)
+RESIZE_MODES = ("pil-bicubic", "antialias-bilinear")
+DEFAULT_RESIZE = "pil-bicubic"
+#: storage precision of adapter files
+STORAGE_DTYPES = ("fp32", "fp16", "bf16")

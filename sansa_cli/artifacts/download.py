@@ -8,8 +8,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sansa_cli.errors import DownloadError
 from sansa_cli.artifacts.files import atomic_path
+from sansa_cli.errors import DownloadError
 
 
 def download(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 30.0) -> Path:
@@ -19,7 +19,12 @@ def download(url: str, dest: str | Path, sha256: str | None = None, timeout: flo
     :class:`DownloadError` with the URL, the reason and where to put the file by hand.
     """
     from rich.progress import (
-        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
     dest = Path(dest)

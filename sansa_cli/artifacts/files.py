@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes and cached content hashes."""
+"""Small file helpers: atomic writes, output plans that never overwrite inputs, content hashes."""
 
 from __future__ import annotations
 
@@ -53,3 +53,32 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     with contextlib.suppress(OSError):  # a read-only folder only loses the cache
         write_bytes_atomic(sidecar, f"{stamp} {value}\n".encode())
     return value
+
+
+def plan_outputs(out: Path, targets: list[Path], suffixes: tuple[str, ...], inputs: list[Path],
+                 extra: tuple[str, ...] = ()) -> dict[Path, tuple[Path, ...]]:
+    """target -> ``out/<stem><suffix>.png`` for each suffix, checked before any work.
+
+    Refuses an ``out`` that is a file, two targets that would share an output name, and any
+    output (``extra`` names more files in ``out``) that would overwrite one of ``inputs``.
+    """
+    from sansa_cli.errors import UserInputError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out} is a file; give a folder for the outputs")
+    plan: dict[Path, tuple[Path, ...]] = {}
+    seen: dict[str, Path] = {}
+    for target in targets:
+        if target.stem in seen:
+            raise UserInputError(
+                f"targets {seen[target.stem]} and {target} would both be written as "
+                f"{target.stem}{suffixes[0]}.png; rename one or run them separately")
+        seen[target.stem] = target
+        plan[target] = tuple(out / f"{target.stem}{suffix}.png" for suffix in suffixes)
+    protected = {Path(p).resolve() for p in inputs}
+    for path in [*(p for paths in plan.values() for p in paths), *(out / name for name in extra)]:
+        if path.resolve() in protected:
+            raise UserInputError(f"writing {path} would overwrite an input file; "
+                                 "choose another --out folder")
+    return plan

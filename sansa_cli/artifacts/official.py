@@ -176,7 +176,11 @@ def _stages(blocks: list[int], stage_ends: list[int]) -> list[int]:
 def convert_official(src: str | Path, out: str | Path, base_model: str = RELEASE_BASE_MODEL,
                      dtype: str | None = None) -> Path:
     """Convert a released ``.pth`` into a sansa adapter file at ``out``."""
-    from sansa_cli.artifacts.adapter_file import AdapterInfo, make_strategy, save_adapter_file
+    from sansa_cli.artifacts.adapter_file import (
+        AdapterInfo,
+        make_strategy,
+        save_adapter_file,
+    )
 
     blob = load_official(src)
     dims, stage_ends = hiera_blocks(base_model)

@@ -12,7 +12,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from sansa_cli.artifacts.adapter_file import AdapterInfo, make_strategy, save_adapter_file
+from sansa_cli.artifacts.adapter_file import (
+    AdapterInfo,
+    make_strategy,
+    save_adapter_file,
+)
 from sansa_cli.artifacts.files import atomic_path
 from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 

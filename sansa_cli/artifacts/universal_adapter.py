@@ -32,8 +32,8 @@ def ensure_default_adapters(download: bool = True, base_model: str | None = None
     otherwise it is downloaded when ``download`` is true. ``base_model`` overrides the recorded
     base (tests point it at a tiny SAM2 config); the default is the release's SAM 2.0 Hiera-L.
     """
-    from sansa_cli.artifacts.sam2_checkpoints import checkpoint_dir
     from sansa_cli.artifacts.official import RELEASE_BASE_MODEL, convert_official
+    from sansa_cli.artifacts.sam2_checkpoints import checkpoint_dir
 
     folder = checkpoint_dir()
     out = folder / UNIVERSAL_FILE

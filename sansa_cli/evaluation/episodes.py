@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from sansa_cli.core.prompt_sampling import prompt_name, sample_prompt
 from sansa_cli.datasets.base import Episode, FewShotDataset
 from sansa_cli.evaluation.cache import FeatureCache
 from sansa_cli.evaluation.metrics import episode_counts
-from sansa_cli.core.prompt_sampling import prompt_name, sample_prompt
 
 
 @dataclass
@@ -28,6 +28,7 @@ class EpisodeResult:
     row: dict[str, Any]
     prediction: np.ndarray  # bool, canvas size
     ground_truth: np.ndarray  # uint8 0/1/255, canvas size
+    prompts: list  # each reference's prompt (None: marked by its mask), for pictures
 
 
 def canvas_shape(canvas: int | None, height: int, width: int) -> tuple[int, int]:
@@ -106,4 +107,4 @@ def run_episode(model, dataset: FewShotDataset, episode: Episode, cache: Feature
         "peak_memory_mb": round(peak_memory_mb(model.device), 1),
         "cached_frames": cache.hits - hits_before,
     }
-    return EpisodeResult(row, prediction.mask, truth)
+    return EpisodeResult(row, prediction.mask, truth, [ref.prompt for ref in refs])

@@ -122,45 +122,16 @@ def table(title: str, scores: list[Score]):
 
 
 def write_sheet(path: Path, dataset, episode, prompts: list, prediction: np.ndarray,
-                truth: np.ndarray, iou: float, height: int = 256) -> None:
-    """References with their masks tinted (and prompts drawn), the query with the prediction and
-    with the ground truth (both at the evaluation canvas), the episode's IoU in the title."""
-    from PIL import Image, ImageDraw
+                truth: np.ndarray, iou: float) -> None:
+    """The episode's picture sheet (see :func:`sansa_cli.visualize.pictures.episode_sheet`);
+    ``prompts`` are the references' prompts as the episode used them (None for masks)."""
+    from sansa_cli.visualize.pictures import episode_sheet, png_bytes
 
-    from sansa_cli.predict.outputs import _png_bytes, marked_reference, overlay
-
-    def fit(img):
-        return img.resize((max(1, round(img.width * height / img.height)), height))
-
-    def tinted(img, mask):  # scale first, so small images still get a thin outline
-        size = fit(img).size
-        scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)
-        return overlay(img.resize(size), np.asarray(scaled) > 0)
-
-    panels = []
-    for j, (support, prompt) in enumerate(zip(episode.supports, prompts)):
-        mask = dataset.load_mask(support, episode.class_id) == 1
-        panels.append((fit(marked_reference(dataset.load_image(support), mask, prompt)),
-                       f"reference {j + 1}"))
-    query = dataset.load_image(episode.query).resize(prediction.shape[::-1])
-    panels.append((tinted(query, prediction), "prediction"))
-    panels.append((tinted(query, truth == 1), "ground truth"))
-    width = sum(p.width for p, _ in panels) + 6 * (len(panels) - 1)
-    sheet = Image.new("RGB", (width, height + 44), (20, 20, 20))
-    draw = ImageDraw.Draw(sheet)
-    x = 0
-    for panel, label in panels:
-        sheet.paste(panel, (x, 22))
-        draw.text((x + 4, height + 26), label, fill=(200, 200, 200))
-        x += panel.width + 6
+    references = [(dataset.load_image(support), dataset.load_mask(support, episode.class_id) == 1,
+                   prompt) for support, prompt in zip(episode.supports, prompts)]
     title = (f"{dataset.name} fold {dataset.fold} episode {episode.index}: "
              f"{dataset.class_name(episode.class_id)}, {len(episode.supports)}-shot, "
              f"IoU {100 * iou:.1f}")
-    draw.text((4, 4), title, fill=(235, 235, 235))
-    write_bytes_atomic(path, _png_bytes(sheet))
+    sheet = episode_sheet(references, dataset.load_image(episode.query), prediction, truth, title)
+    write_bytes_atomic(path, png_bytes(sheet))
 
-
-def write_prediction(path: Path, prediction: np.ndarray) -> None:
-    from sansa_cli.predict.outputs import write_mask
-
-    write_mask(path, prediction)

@@ -46,13 +46,14 @@ def _versions() -> dict[str, Any]:
 def _base_model(plan: EvalPlan) -> tuple[str, Path]:
     """The SAM2 name and checkpoint every model of the run is built from."""
     from sansa_cli.artifacts.adapter_file import read_adapter_info
-    from sansa_cli.core.sam2_base import DEFAULT_SAM2, resolve_base
     from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+    from sansa_cli.core.assemble import base_spec
 
     files = [p for p in plan.adapters.values() if p is not None]
     info = read_adapter_info(files[0]) if files else None
-    name = plan.job.sam2 or (info.base_model if info else DEFAULT_SAM2)
-    return name, sam2_checkpoint(resolve_base(name), plan.job.sam2_checkpoint)
+    spec = base_spec(plan.job.sam2, info)
+    name = plan.job.sam2 or (info.base_model if info else spec.name)  # as given: a YAML path
+    return name, sam2_checkpoint(spec, plan.job.sam2_checkpoint)
 
 
 def _settings(plan: EvalPlan, sam2: str, checkpoint: Path) -> tuple[dict, dict, dict]:
@@ -165,41 +166,34 @@ class _Runner:
             (task.fold, task.shot, episode.index) in self.visualize
         if job.save_predictions is not None or sheet:
             pictures = (np.packbits(result.prediction), result.prediction.shape,
-                        result.ground_truth if sheet else None)
+                        (result.ground_truth, result.prompts) if sheet else None)
         return row, pictures
 
     def _keep(self, task: Task, items: list, progress) -> None:
-        from sansa_cli.evaluation.report import write_prediction
+        from sansa_cli.artifacts.masks import write_mask
 
         self.log.append(row for row, _ in items)
         self.ran += len(items)
         job = self.plan.job
         for row, pictures in items:
             if pictures is not None:
-                packed, shape, truth = pictures
+                packed, shape, for_sheet = pictures
                 mask = np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool)
                 if job.save_predictions is not None:
                     folder = Path(job.save_predictions) / ("" if row["model"] != "frozen" or
                                                            not job.compare_frozen else "frozen")
                     name = f"{task.fold}_{task.shot}shot_{row['index']}.png"
-                    write_prediction(folder / name, mask)
-                if truth is not None:
-                    self._sheet(task, row, mask, truth)
+                    write_mask(folder / name, mask)
+                if for_sheet is not None:
+                    self._sheet(task, row, mask, *for_sheet)
             if progress is not None:
                 progress.advance(progress.task_ids[0])
 
-    def _sheet(self, task: Task, row: dict, mask: np.ndarray, truth: np.ndarray) -> None:
+    def _sheet(self, task: Task, row: dict, mask: np.ndarray, truth: np.ndarray,
+               prompts: list) -> None:
         from sansa_cli.evaluation.report import write_sheet
-        from sansa_cli.core.prompt_sampling import sample_prompt
-        from sansa_cli.core.prompts import is_prompt
 
         episode = next(e for e in task.episodes if e.index == row["index"])
-        prompts = []
-        for j, support in enumerate(episode.supports):
-            support_mask = task.dataset.load_mask(support, episode.class_id) == 1
-            marking = sample_prompt(self.plan.job.prompt, support_mask, self.plan.job.seed,
-                                    episode.index, j)
-            prompts.append(marking if is_prompt(marking) else None)
         path = Path(self.plan.job.out) / "pictures" / \
             f"fold{task.fold}_{task.shot}shot_{episode.index}.png"
         write_sheet(path, task.dataset, episode, prompts, mask, truth, row["iou"])

@@ -53,8 +53,8 @@ def run_predict(job: PredictJob) -> None:
     from rich.console import Console
 
     from sansa_cli.core.images import list_targets
-    from sansa_cli.predict.outputs import output_paths
     from sansa_cli.core.references import load_reference
+    from sansa_cli.predict.outputs import output_paths
 
     console = Console(stderr=True)
     # fail fast, before any model is built; the loaded references are what the model encodes
@@ -86,10 +86,17 @@ def run_predict(job: PredictJob) -> None:
 def _segment_with_progress(model, memory, targets, plan, job, console):
     from collections import deque
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
+    from sansa_cli.artifacts.masks import write_mask
     from sansa_cli.core.images import load_image
-    from sansa_cli.predict.outputs import write_mask, write_overlay
+    from sansa_cli.predict.outputs import write_overlay
 
     loaded: deque = deque()  # targets read but not yet written (at most one batch)
 

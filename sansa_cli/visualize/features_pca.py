@@ -10,7 +10,6 @@ model each get their own PCA; their pictures are put side by side.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,10 +19,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from sansa_cli.core import pseudo_video as pv
-from sansa_cli.core.device import autocast
+from sansa_cli.core.images import ImageLike, load_image, load_mask
 from sansa_cli.errors import MissingFileError, UserInputError
-from sansa_cli.core.images import ImageLike, load_image, load_mask, preprocess
+from sansa_cli.visualize.pictures import png_bytes
 
 PANEL = 256  # longer side of each picture panel, in pixels
 GAP, TITLE = 4, 18  # between panels; title bar above them
@@ -77,26 +75,13 @@ def fit_pca(vectors: Sequence[torch.Tensor], k: int = 3, percentiles=(1.0, 99.0)
     return pca
 
 
-@torch.inference_mode()
-def encode_features(model, images: Sequence[ImageLike], resize: str | None = None,
+def encode_features(model, images: Sequence[ImageLike],
                     on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Stride-16 image-encoder features of every image: float32 [N, h, w, C] on the CPU.
-
-    Images are square-resized as for prediction (``resize`` defaults to the model's mode) and
-    encoded ``model.batch_size`` at a time under the model's autocast precision.
-    """
-    out = []
-    for start in range(0, len(images), model.batch_size):
-        chunk = [load_image(img) for img in images[start:start + model.batch_size]]
-        batch = torch.stack([preprocess(img, model.image_size, resize or model.resize)
-                             for img in chunk]).to(model.device)
-        with autocast(model.device, model.precision):
-            frames = pv.encode_frames(model.sam, batch)
-        (h, w), feats = frames.feat_sizes[-1], frames.vision_feats[-1]  # (HW, B, C)
-        out.append(feats.float().permute(1, 0, 2).reshape(len(chunk), h, w, -1).cpu())
-        if on_batch:
-            on_batch(len(chunk))
-    return torch.cat(out)
+    """Stride-16 image-encoder features of every image: float32 [N, h, w, C] on the CPU, from
+    the model's own batched encoder (its resize, batch size and precision)."""
+    frames = model.encode_images([load_image(img) for img in images], on_batch)
+    (h, w), feats = frames.feat_sizes[-1], frames.vision_feats[-1]  # (HW, N, C)
+    return feats.float().permute(1, 0, 2).reshape(len(images), h, w, -1).cpu()
 
 
 def object_means(features: torch.Tensor, masks: Sequence[ImageLike]) -> torch.Tensor:
@@ -213,29 +198,6 @@ def _check_inputs(targets: list[Path], mask_paths: list[Path] | None) -> list[Im
     return thumbs
 
 
-def _output_plan(out: Path, targets: list[Path], inputs: list[Path]) -> dict[Path, Path]:
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out {out} is a file; give a folder for the pictures")
-    protected = {p.resolve() for p in inputs}
-    plan: dict[Path, Path] = {}
-    for target in targets:
-        dest = out / f"{target.stem}_pca.png"
-        if dest in plan.values():
-            raise UserInputError(f"two images are named {target.stem}.*, so both would be "
-                                 f"written as {dest.name}; rename one")
-        plan[target] = dest
-    for dest in [*plan.values(), out / "scatter.png"]:
-        if dest.resolve() in protected:
-            raise UserInputError(f"writing {dest} would overwrite an input; choose another --out")
-    return plan
-
-
-def _png(img: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @dataclass
 class FeatureView:
     """One model's view of the images: RGB maps [h, w, 3] and object points [N, 2] (or None)."""
@@ -246,11 +208,11 @@ class FeatureView:
     explained: list[float]  # % of variance in PC1-2 and PC1-3
 
 
-def analyse(model, title: str, images: Sequence[ImageLike], masks=None, resize=None,
+def analyse(model, title: str, images: Sequence[ImageLike], masks=None,
             on_batch: Callable[[int], None] | None = None) -> FeatureView:
     """Encode ``images``, fit one PCA over all their features, colour and (with masks) place
     each object on PC1/PC2."""
-    feats = encode_features(model, images, resize, on_batch)
+    feats = encode_features(model, images, on_batch)
     pca = fit_pca([f.reshape(-1, f.shape[-1]) for f in feats])
     points = pca.project(object_means(feats, masks))[:, :2].numpy() if masks else None
     return FeatureView(title, [pca.to_rgb(f) for f in feats], points,
@@ -259,10 +221,10 @@ def analyse(model, title: str, images: Sequence[ImageLike], masks=None, resize=N
 
 def _pictures(views: list[FeatureView], thumbs, plan, names, out: Path) -> dict[Path, bytes]:
     titles = [f"{v.title} (PC1-3: {v.explained[1]:.0f}%)" for v in views]
-    pictures = {dest: _png(compose_picture(thumbs[i], [v.maps[i] for v in views], titles))
+    pictures = {dest: png_bytes(compose_picture(thumbs[i], [v.maps[i] for v in views], titles))
                 for i, dest in enumerate(plan.values())}
     if names:
-        pictures[out / "scatter.png"] = _png(scatter_picture(
+        pictures[out / "scatter.png"] = png_bytes(scatter_picture(
             [v.points for v in views], names,
             [f"{v.title} (PC1-2: {v.explained[0]:.0f}%)" for v in views]))
     return pictures
@@ -279,10 +241,10 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from sansa_cli.artifacts.adapter_file import read_adapter_info
-    from sansa_cli.artifacts.files import write_bytes_atomic
-    from sansa_cli.core.images import list_targets
     from sansa_cli.api import load_model
+    from sansa_cli.artifacts.adapter_file import read_adapter_info
+    from sansa_cli.artifacts.files import plan_outputs, write_bytes_atomic
+    from sansa_cli.core.images import list_targets
 
     targets, out = list_targets(list(images)), Path(out)
     missing = [m for m in masks or [] if not Path(m).exists()]
@@ -293,7 +255,8 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
         raise UserInputError("--classes names the masks' classes: add --masks")
     names = _class_names(mask_paths, classes) if mask_paths else []
     thumbs = _check_inputs(targets, mask_paths)
-    plan = _output_plan(out, targets, targets + (mask_paths or []))
+    plan = {target: paths[0] for target, paths in plan_outputs(
+        out, targets, ("_pca",), targets + (mask_paths or []), extra=("scatter.png",)).items()}
     info = read_adapter_info(adapters) if adapters is not None else None
     runs = [("frozen SAM2", sam2, None)]  # (title, --sam2, adapters)
     if info is not None:  # the adapted model first: its file is checked before the long work
@@ -304,10 +267,11 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         for title, base, adapter_file in runs:  # one model in memory at a time
             model = load_model(sam2=base, checkpoint=checkpoint, adapters=adapter_file,
-                               device=device, precision=precision, batch_size=batch_size)
-            resize = resize or model.resize  # both models see the same pixels
+                               device=device, precision=precision, batch_size=batch_size,
+                               resize=resize)
+            resize = model.resize  # the frozen model sees the pixels the adapted one saw
             task = progress.add_task(f"encoding ({title})", total=len(targets))
-            views.insert(0, analyse(model, title, targets, mask_paths, resize,
+            views.insert(0, analyse(model, title, targets, mask_paths,
                                     lambda n, t=task: progress.update(t, advance=n)))
             del model
         pictures = _pictures(views, thumbs, plan, names, out)  # frozen first, then adapted

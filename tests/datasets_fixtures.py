@@ -123,7 +123,7 @@ def make_lvis92i(root: Path):
     return root, {}
 
 
-# -- FSS-1000 ----------------------------------------------------------------------------------------
+# -- FSS-1000 --------------------------------------------------------------------------------------
 def make_fss1000(root: Path, per_class: int = 4):
     names = {"trn": ["apple", "bus"], "val": ["cat"], "test": ["dog", "egg", "fig"]}
     for split, classes in names.items():
@@ -141,7 +141,7 @@ def make_fss1000(root: Path, per_class: int = 4):
     return root, {}
 
 
-# -- Pascal VOC2012 + SBD ---------------------------------------------------------------------------
+# -- Pascal VOC2012 + SBD -------------------------------------------------------------------------
 def voc_mask(path: Path, size, classes: list[int]) -> None:
     """Palette PNG: one box per class (1-based) in its own quadrant, each with a 255 border."""
     w, h = size

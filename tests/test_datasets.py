@@ -1,4 +1,5 @@
-"""Every registered dataset plugin, on a tiny copy of its real on-disk format: the shared contract."""
+"""Every registered dataset plugin, on a tiny copy of its real on-disk format: the shared
+contract."""
 
 from __future__ import annotations
 
@@ -57,6 +58,23 @@ def test_classes_and_images(roots, name):
 
 
 @pytest.mark.parametrize("name", DATASETS)
+def test_hooks_give_options_create_accepts(roots, name):
+    dataset = make(roots, name)
+    cls, (root, options) = type(dataset), roots[name]
+    for shot in (1, 5):
+        assert cls.create(root, 0, None, **cls.options_for_shot(options, shot)).classes
+    assert set(cls.build_options) <= set(cls.option_names())
+
+
+def test_fold_classes_without_images_stay_in_the_fold(roots):
+    pascal = make(roots, "pascal5i")  # the fixture's split files list 3 of each fold's 5 classes
+    assert pascal.classes == [0, 1, 2, 3, 4] and pascal.images(3) == []
+    assert {e.class_id for e in pascal.episodes(1, count=30)} == {0, 1, 2}
+    coco = make(roots, "coco20i")
+    assert len(coco.classes) == 20 and len(make(roots, "coco20i", "train").classes) == 60
+
+
+@pytest.mark.parametrize("name", DATASETS)
 def test_images_and_masks_load(roots, name):
     dataset = make(roots, name)
     for cid in dataset.classes:
@@ -76,9 +94,9 @@ def test_episodes_follow_the_rules(roots, name, shot):
     episodes = dataset.episodes(shot, seed=0, count=40)
     assert [e.index for e in episodes] == list(range(40))
     for e in episodes:
-        assert e.class_id in dataset.classes and e.query in dataset.images(e.class_id)
-        assert len(e.supports) == shot and e.query not in e.supports
-        assert set(e.supports) <= set(dataset.images(e.class_id))
+        assert e.class_id in dataset.classes and e.target in dataset.images(e.class_id)
+        assert len(e.references) == shot and e.target not in e.references
+        assert set(e.references) <= set(dataset.images(e.class_id))
     assert episodes == make(roots, name).episodes(shot, seed=0, count=40)  # fresh instance
     assert episodes != dataset.episodes(shot, seed=1, count=40)
 

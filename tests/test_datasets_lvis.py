@@ -10,6 +10,7 @@ import pytest
 from sansa_cli.datasets.lvis92i import Lvis92i, fold_members, index_from_json
 from sansa_cli.datasets.prepare import write_episode_lists
 from sansa_cli.errors import UserInputError
+from tests.cli_helpers import assert_one_line_error, run_sansa
 from tests.datasets_fixtures import make_lvis92i, matcher_pkl, write_pickle
 
 
@@ -75,3 +76,22 @@ def test_peers_episode_lists_use_the_shots_own_folds(lvis_root, tmp_path):
                                tmp_path, count=4)
     classes = [json.loads(path.read_text())["classes"] for *_, path in rows]
     assert classes == [[1], [2]]
+
+
+def test_options_for_shot_gives_the_peers_rule_its_shot():
+    assert Lvis92i.options_for_shot({"membership": "peers"}, 5) == {"membership": "peers",
+                                                                    "shot": 5}
+    frozen = {"membership": "frozen"}
+    assert Lvis92i.options_for_shot(frozen, 5) == frozen
+
+
+def test_cli_prepare_takes_the_annotations_folder_as_a_dataset_option(tmp_path, capsys,
+                                                                       monkeypatch):
+    root, _ = make_lvis92i(tmp_path / "coco2017")
+    annotations = (root / "annotations").rename(tmp_path / "lvis")
+    code, _, err = run_sansa(["prepare", "lvis92i", "--data-root", root], capsys, monkeypatch)
+    assert_one_line_error(code, err, "--dataset-option annotations=DIR")
+    code, out, err = run_sansa(["prepare", "lvis92i", "--data-root", root, "--dataset-option",
+                                f"annotations={annotations}"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "lvis92i at" in out and "0 missing, 0 broken" in out

@@ -15,10 +15,13 @@ from PIL import Image
 
 from sansa_cli.datasets import read_episode_list
 from sansa_cli.datasets.coco20i import Coco20i
-from sansa_cli.datasets.prepare import check_dataset
+from sansa_cli.datasets.prepare import check_dataset, prepare_dataset
 from sansa_cli.datasets.prepare_coco import build_coco20i
 from sansa_cli.datasets.fss1000 import Fss1000
-from tests.datasets_fixtures import COCO_CATEGORY_IDS, make_coco_source, make_folder, make_fss1000
+from sansa_cli.errors import UserInputError
+from tests.datasets_fixtures import (
+    COCO_CATEGORY_IDS, make_coco20i, make_coco_source, make_folder, make_fss1000,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +45,8 @@ def test_prepare_coco20i_builds_what_the_plugin_loads(tmp_path):
     assert not any(pickle.loads((tmp_path / "out/splits/val/fold1.pkl").read_bytes()).values())
 
     dataset = Coco20i(tmp_path / "out", 0, "val", image_root=source)
-    assert dataset.classes == [0, 4, 8]
+    assert dataset.classes == list(range(0, 80, 4))  # every fold class, also those without images
+    assert {c for c in dataset.classes if dataset.images(c)} == {0, 4, 8}
     image = "val2014/COCO_val2014_000000000001.jpg"  # big class 0 box, small class 4 box on it
     raw = np.asarray(Image.open(tmp_path / "out/annotations/val2014/COCO_val2014_000000000001.png"))
     assert set(np.unique(raw)) == {0, 1, 5}  # class index + 1
@@ -60,7 +64,8 @@ def test_prepare_coco20i_resumes_and_uses_coco_category_order(tmp_path):
     again = build_coco20i(source, min_pixels=1)
     assert again.written == 0 and again.kept == 12 and mask.stat().st_mtime_ns == stamp
     assert COCO_CATEGORY_IDS[79] == 90
-    assert Coco20i(source, 3, "val").classes == [3, 7, 79]  # category 90 -> class index 79
+    dataset = Coco20i(source, 3, "val")
+    assert [c for c in dataset.classes if dataset.images(c)] == [3, 7, 79]  # category 90 -> 79
 
 
 def test_check_reports_broken_and_missing_files(tmp_path):
@@ -90,7 +95,7 @@ def test_cli_check_and_episodes(tmp_path):
     assert result.exit_code == 0, result.output
     assert "folder at" in result.output and "0 missing, 0 broken" in result.output
     out = tmp_path / "lists"
-    result = runner.invoke(app, ["prepare", "folder", "--root", str(root), "--episodes",
+    result = runner.invoke(app, ["prepare", "folder", "--data-root", str(root), "--episodes",
                                  "--shots", "1,2", "--seed", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
     files = sorted(out.iterdir())
@@ -111,10 +116,43 @@ def test_cli_prepare_coco20i_from_json(tmp_path):
 
     source = make_coco_source(tmp_path / "coco")
     result = CliRunner().invoke(app, ["prepare", "coco20i", "--coco-root", str(source),
-                                      "--out", str(tmp_path / "hsnet"), "--min-pixels", "1"])
+                                      "--out", str(tmp_path / "hsnet"),
+                                      "--dataset-option", "min_pixels=1"])
     assert result.exit_code == 0, result.output
     assert "12 written" in result.output and "0 missing, 0 broken" in result.output
     assert len(list((tmp_path / "hsnet/annotations/val2014").glob("*.png"))) == 6
+    assert "17 of 20 classes have fewer than 2 images" in result.output  # all 20 still count
+
+
+def test_build_options_are_dataset_options(tmp_path):
+    """``min_pixels`` reaches the build, is left out of the dataset, and is checked."""
+    source = make_coco_source(tmp_path / "coco")
+    assert "min_pixels" in Coco20i.option_names()
+    built, report = prepare_dataset(Coco20i, source, tmp_path / "strict", {"min_pixels": 100})
+    assert built.root == tmp_path / "strict" and built.options == {"image_root": source}
+    assert "12 written" in built.summary[0] and report.images["val"] == 6
+    val = pickle.loads((tmp_path / "strict/splits/val/fold0.pkl").read_bytes())
+    assert len(val[0]) == 2  # only the 2 images where class 0 is the big box (4 at min_pixels=1)
+    assert Coco20i.create(tmp_path / "strict", 0, "val", min_pixels=1).images(0)  # accepted
+    with pytest.raises(UserInputError, match="min_pixels='many'"):
+        Coco20i.build(source, None, {"min_pixels": "many"})
+    _, report = prepare_dataset(Coco20i, tmp_path / "strict", None, {"min_pixels": 5})
+    assert any("min_pixels only applies to builds" in note for note in report.notes)
+    with pytest.raises(UserInputError, match="nothing to build"):
+        prepare_dataset(Coco20i, tmp_path / "strict", tmp_path / "elsewhere", {})
+
+
+def test_a_fold_class_without_images_still_counts(tmp_path):
+    """Emptying a class from the val split file keeps all 20 classes; episodes skip it."""
+    root, _ = make_coco20i(tmp_path)
+    path = root / "splits/val/fold0.pkl"
+    table = pickle.loads(path.read_bytes())
+    table[4], table[8] = [], table[8][:1]  # class 4: no image; class 8: too few for an episode
+    path.write_bytes(pickle.dumps(table))
+    dataset = Coco20i(root, 0, "val")
+    assert len(dataset.classes) == 20 and dataset.images(4) == []
+    assert {e.class_id for e in dataset.episodes(1, count=50)} == {0}
+    assert check_dataset(Coco20i, root, {}, folds=[0]).classes["val"] == 20
 
 
 @pytest.mark.parametrize("args,names", [
@@ -124,6 +162,10 @@ def test_cli_prepare_coco20i_from_json(tmp_path):
     (["prepare", "coco20i", "--coco-root", "{tmp}"], "--splits"),
     (["prepare", "nosuchset", "--root", "{tmp}"], "unknown dataset 'nosuchset'"),
     (["prepare", "folder", "--root", "{tmp}", "--option", "oops"], "KEY=VALUE"),
+    (["prepare", "folder", "--data-root", "{tmp}", "--dataset-option", "colour=red"],
+     "no option colour"),
+    (["prepare", "folder", "--data-root", "{tmp}/absent"], "--data-root"),
+    (["prepare", "folder"], "pass --data-root DIR"),
     (["prepare", "fss1000", "--root", "{tmp}", "--episodes", "--shots", "one"], "--shots"),
 ])
 def test_cli_bad_input_is_one_error_line(tmp_path, args, names):

@@ -11,7 +11,8 @@ from tests.datasets_fixtures import SHARED_SPLITS
 
 pytestmark = pytest.mark.skipif(
     not SHARED_SPLITS.is_dir(),
-    reason=f"real HSNet split files not found at {SHARED_SPLITS} (the shared folder next to the repo)",
+    reason=f"real HSNet split files not found at {SHARED_SPLITS} (the shared folder next to the "
+    "repo)",
 )
 
 
@@ -30,7 +31,7 @@ def test_coco20i_episodes_on_real_splits(tmp_path):
     episodes = dataset.episodes(5, seed=0)
     assert len(episodes) == 1000
     assert episodes == Coco20i(tmp_path, 0, "val", splits=SHARED_SPLITS).episodes(5, seed=0)
-    assert all(e.query not in e.supports for e in episodes)
+    assert all(e.target not in e.references for e in episodes)
     assert len({e.class_id for e in episodes}) == 20  # uniform over the fold's 20 classes
 
 
@@ -52,6 +53,6 @@ def test_pascal5i_val_folds_are_consecutive_blocks(tmp_path, fold, lines):
     assert len(dataset.pairs) == lines
     episodes = dataset.episodes(1)
     assert len(episodes) == 1000
-    assert [(e.query, e.class_id) for e in episodes[:lines]] == dataset.pairs  # cycles in order
+    assert [(e.target, e.class_id) for e in episodes[:lines]] == dataset.pairs  # cycles in order
     train = Pascal5i(tmp_path, fold, "train", splits=SHARED_SPLITS)
     assert set(train.classes) == set(range(20)) - set(dataset.classes)

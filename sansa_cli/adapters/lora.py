@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from sansa_cli.adapters.base import AdapterStrategy, MergedAdapter, block_modules, modules_option
+from sansa_cli.adapters.base import (
+    AdapterStrategy,
+    MergedAdapter,
+    block_modules,
+    modules_option,
+)
 from sansa_cli.errors import UserInputError
 
 

@@ -21,8 +21,15 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from sansa_cli.cli import (eval, export_adapters, info, predict, prepare, train,
-                               visualize_features)
+    from sansa_cli.cli import (
+        eval,
+        export_adapters,
+        info,
+        predict,
+        prepare,
+        train,
+        visualize_features,
+    )
 
     app.command("predict", no_args_is_help=True)(predict.predict)
     app.command("info")(info.info)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,20 +10,12 @@ import typer
 from sansa_cli.cli import options as opt
 
 
-class PromptType(str, Enum):
-    mask = "mask"
-    point = "point"
-    box = "box"
-    scribble = "scribble"
-    mixed = "mixed"
-
-
 def eval_command(
     dataset: Annotated[str, typer.Option(
         "--dataset", help="Dataset plugin: coco20i, lvis92i, fss1000, pascal5i, folder, ...",
         show_default=False)],
     data_root: Annotated[Path, typer.Option(
-        "--data-root", help="The dataset folder (as for `sansa prepare --root`).",
+        "--data-root", help="The dataset folder (as for `sansa prepare --data-root`).",
         show_default=False)],
     out: Annotated[Path, typer.Option(
         "--out", help="Folder for results.json, per_class.csv and the resumable episode log.",
@@ -62,9 +53,9 @@ def eval_command(
     cache_mb: Annotated[float, typer.Option(
         "--cache-mb", min=0, help="Host memory for cached image-encoder outputs (0: no cache).")
     ] = 1024.0,
-    prompt: Annotated[PromptType, typer.Option(
+    prompt: Annotated[opt.PromptType, typer.Option(
         "--prompt", help="How references are marked: their masks, or points, a box, a scribble "
-        "(or a random mix) drawn from the masks with a seeded generator.")] = PromptType.mask,
+        "(or a random mix) drawn from the masks with a seeded generator.")] = opt.PromptType.mask,
     dataset_option: Annotated[Optional[list[str]], typer.Option(
         "--dataset-option", help="Dataset option KEY=VALUE (repeatable), e.g. "
         "membership=peers for lvis92i.", show_default=False)] = None,

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from sansa_cli.cli.options import Sam2Checkpoint
-
-
-class Storage(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
+from sansa_cli.cli.options import Sam2Checkpoint, Storage
 
 
 def export_adapters(

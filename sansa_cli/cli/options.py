@@ -8,18 +8,18 @@ from typing import Annotated, Optional
 
 import typer
 
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
+from sansa_cli.core import choices
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
+def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A string enum typer shows as choices; commands pass ``.value`` on to the library."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+Device = choice_enum("Device", choices.DEVICES)
+Precision = choice_enum("Precision", choices.PRECISIONS)
+PromptType = choice_enum("PromptType", choices.PROMPT_TYPES)
+Storage = choice_enum("Storage", choices.STORAGE_DTYPES)
 
 
 Sam2 = Annotated[
@@ -43,7 +43,8 @@ Sam2Checkpoint = Annotated[
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run.")]
 PrecisionOpt = Annotated[
     Precision,
-    typer.Option("--precision", help="Autocast precision (bf16 is faster on recent CPUs and GPUs)."),
+    typer.Option("--precision", help="Autocast precision. bf16/fp16 pay off on GPUs; on CPUs "
+                 "without native bf16 (no AVX512-BF16 or AMX) they run slower than fp32."),
 ]
 
 
@@ -71,15 +72,16 @@ AdapterOptions = Annotated[
 
 def adapter_options(bottleneck=None, stages=None, rank=None, alpha=None, extra=None) -> dict:
     """Collect the strategy options given on the command line (unset ones are left out)."""
-    from sansa_cli.errors import UserInputError
     from sansa_cli.core.parsing import key_values
+    from sansa_cli.errors import UserInputError
 
     options = {"bottleneck": bottleneck, "rank": rank, "alpha": alpha}
     if stages is not None:
         try:
             options["stages"] = tuple(int(s) for s in stages.split(",") if s.strip())
         except ValueError:
-            raise UserInputError(f"--stages {stages!r} is not a list of integers; use e.g. 2,3")
+            raise UserInputError(
+                f"--stages {stages!r} is not a list of integers; use e.g. 2,3") from None
     options.update(key_values(extra, "--adapter-option", "rank=8"))
     return {k: v for k, v in options.items() if v is not None}
 

@@ -67,8 +67,8 @@ def predict(
 def _first_reference(image, rest, points, neg_points, box, scribble):
     """(reference, targets): the marking is a prompt option when one is given, else the first
     positional path."""
-    from sansa_cli.errors import UserInputError
     from sansa_cli.core.prompts import Points, Scribble, parse_box, parse_points
+    from sansa_cli.errors import UserInputError
 
     given = [name for name, value in (("--points", points), ("--box", box),
                                       ("--scribble", scribble)) if value is not None]
@@ -89,8 +89,8 @@ def _first_reference(image, rest, points, neg_points, box, scribble):
 
 
 def _pairs(images: list[Path], markings: list[str]) -> list[tuple]:
-    from sansa_cli.errors import UserInputError
     from sansa_cli.core.prompts import parse_marking
+    from sansa_cli.errors import UserInputError
 
     if len(images) != len(markings):
         raise UserInputError("each --ref takes two values: --ref IMAGE MASK")

@@ -10,27 +10,27 @@ import typer
 
 def prepare(
     dataset: Annotated[str, typer.Argument(
-        help="Dataset plugin: coco20i, lvis92i, fss1000, pascal5i, folder (or a third-party one).",
+        help="Dataset plugin (built-in or third-party; `sansa info` lists them).",
         show_default=False)],
-    root: Annotated[Optional[Path], typer.Option(
-        "--root", "--coco-root",
-        help="Dataset folder (for coco20i and lvis92i: the COCO folder with the images).",
+    data_root: Annotated[Optional[Path], typer.Option(
+        "--data-root", "--root", "--coco-root",
+        help="The dataset folder (for a build: the folder of its official source files).",
         show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out",
-        help="coco20i build: folder receiving masks and split files (default: --root). "
+        help="Build: folder receiving the built files (default: --data-root). "
         "--episodes: a .json file or a folder.", show_default=False)] = None,
     splits: Annotated[Optional[Path], typer.Option(
-        "--splits", help="Split files: a folder (e.g. HSNet's data/splits) or, for folder, a "
-        "splits.json.", show_default=False)] = None,
-    lvis_json: Annotated[Optional[Path], typer.Option(
-        "--lvis-json", help="lvis92i: folder (or one file) of lvis_v1_{train,val}.json or "
-        "Matcher's lvis_{train,val}.pkl.", show_default=False)] = None,
+        "--splits", help="The dataset option splits: a folder of split files (e.g. HSNet's "
+        "data/splits), or a split file for plugins that read one.", show_default=False)] = None,
+    dataset_option: Annotated[Optional[list[str]], typer.Option(
+        "--dataset-option", "--option", help="Dataset option KEY=VALUE (repeatable), as for "
+        "`sansa eval`; a plugin's build options too.", show_default=False)] = None,
     episodes: Annotated[bool, typer.Option(
         "--episodes", help="Write frozen episode lists instead of checking the folder.")] = False,
     shots: Annotated[str, typer.Option("--shots", help="Shots of the episode lists.")] = "1,5",
     fold: Annotated[Optional[int], typer.Option(
-        "--fold", help="Fold of the episode lists (default: every fold).",
+        "--fold", help="Fold to check or of the episode lists (default: every fold).",
         show_default=False)] = None,
     split: Annotated[Optional[str], typer.Option(
         "--split", help="Split of the episode lists (default: the benchmark's test split).",
@@ -39,24 +39,15 @@ def prepare(
     count: Annotated[Optional[int], typer.Option(
         "--count", help="Episodes per list (default: the benchmark's protocol).",
         show_default=False)] = None,
-    min_pixels: Annotated[int, typer.Option(
-        "--min-pixels", help="coco20i build: pixels a class needs in an image to be listed.")] = 2048,
-    option: Annotated[Optional[list[str]], typer.Option(
-        "--option", help="Any other dataset option as KEY=VALUE (repeatable), e.g. "
-        "membership=peers for lvis92i.", show_default=False)] = None,
 ) -> None:
-    """Check a dataset folder, build COCO-20i from the official JSON, or write episode lists.
+    """Build a dataset from its official files, check and index its folder, or write episode lists.
 
-    [bold]sansa prepare coco20i --coco-root DIR[/bold]: build the HSNet-layout
-    masks and split files from annotations/instances_{train,val}2014.json
-    (resumable; writes only into --out, default --coco-root).
-
-    [bold]sansa prepare fss1000 --root DIR[/bold] (or lvis92i, pascal5i, folder):
-    check and index the folder.
-
+    [bold]sansa prepare DATASET --data-root DIR[/bold]: a plugin that builds
+    from official source files found in DIR does so first (resumable; writes
+    only into --out, default DIR), then the folder is checked and indexed.
     Every run prints one summary: images, classes, missing and broken files.
 
-    [bold]sansa prepare DATASET --root DIR --episodes --shots 1,5 --out DIR[/bold]:
+    [bold]sansa prepare DATASET --data-root DIR --episodes --shots 1,5 --out DIR[/bold]:
     write frozen episode lists (every fold, or --fold F) that `sansa eval`
     replays exactly.
     """
@@ -64,23 +55,23 @@ def prepare(
     from sansa_cli.errors import UserInputError
 
     cls = registry.load("dataset", dataset)
-    if root is None:
-        raise UserInputError(f"sansa prepare {dataset} needs the dataset folder; pass --root DIR")
-    options = _options(splits, lvis_json, option)
+    if data_root is None:
+        raise UserInputError(f"sansa prepare {dataset} needs the dataset folder; "
+                             "pass --data-root DIR")
+    options = _options(splits, dataset_option)
     if episodes:
-        _episodes(cls, root, options, fold, shots, out, seed, split, count)
+        _episodes(cls, data_root, options, fold, shots, out, seed, split, count)
         return
     if split is not None or count is not None:
         raise UserInputError("--split and --count only apply with --episodes; add --episodes")
-    _check(cls, root, out, options, min_pixels, fold)
+    _check(cls, data_root, out, options, fold)
 
 
-def _options(splits: Optional[Path], lvis_json: Optional[Path],
-             extra: Optional[list[str]]) -> dict:
+def _options(splits: Optional[Path], extra: Optional[list[str]]) -> dict:
     from sansa_cli.core.parsing import key_values
 
-    options: dict = {"splits": splits, "annotations": lvis_json}
-    options.update(key_values(extra, "--option", "membership=peers"))
+    options: dict = {"splits": splits}
+    options.update(key_values(extra, "--dataset-option", "splits=DIR"))
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -93,25 +84,17 @@ def _track(items, total: int, description: str):
                  transient=True)
 
 
-def _check(cls, root: Path, out: Optional[Path], options: dict, min_pixels: int,
-           fold: Optional[int]) -> None:
-    from sansa_cli.datasets.prepare import check_dataset
+def _check(cls, root: Path, out: Optional[Path], options: dict, fold: Optional[int]) -> None:
+    from rich.console import Console
 
-    if cls.name == "coco20i":
-        from sansa_cli.datasets import prepare_coco
+    from sansa_cli.datasets.prepare import prepare_dataset
 
-        if prepare_coco.has_instance_json(root):
-            built = prepare_coco.build_coco20i(root, out, min_pixels, _track)
-            _print_build(built)
-            if out is not None and Path(out).resolve() != Path(root).resolve():
-                options = {"image_root": root, **options}
-                root = out
-    elif out is not None:
-        from sansa_cli.errors import UserInputError
-
-        raise UserInputError("--out only applies to coco20i builds and --episodes; drop it")
-    folds = None if fold is None else [fold]
-    _print_check(check_dataset(cls, root, options, _track, folds))
+    built, report = prepare_dataset(cls, root, out, options, _track,
+                                    None if fold is None else [fold])
+    console = Console()
+    for line in built.summary if built is not None else ():
+        console.print(line, markup=False, highlight=False)
+    _print_check(report)
 
 
 def _episodes(cls, root: Path, options: dict, fold: Optional[int], shots: str,
@@ -119,7 +102,8 @@ def _episodes(cls, root: Path, options: dict, fold: Optional[int], shots: str,
     from rich.console import Console
     from rich.table import Table
 
-    from sansa_cli.datasets.prepare import parse_shots, write_episode_lists
+    from sansa_cli.core.parsing import parse_shots
+    from sansa_cli.datasets.prepare import write_episode_lists
 
     folds = list(range(cls.num_folds)) if fold is None else [fold]
     rows = write_episode_lists(cls, root, options, folds, parse_shots(shots),
@@ -130,17 +114,6 @@ def _episodes(cls, root: Path, options: dict, fold: Optional[int], shots: str,
     for fold_, shot, n, path in rows:
         table.add_row(str(fold_), str(shot), str(n), str(path))
     Console().print(table)
-
-
-def _print_build(built) -> None:
-    from rich.console import Console
-
-    console = Console()
-    images = ", ".join(f"{n} {split}" for split, n in built.images.items())
-    console.print(f"coco20i masks in {built.out / 'annotations'}: {built.written} written, "
-                  f"{built.kept} kept from an earlier run ({images} annotated images)")
-    for split in built.skipped_splits:
-        console.print(f"[yellow]no instances_{split}.json: {split} skipped[/yellow]")
 
 
 def _print_check(report) -> None:

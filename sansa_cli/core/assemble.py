@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sansa_cli.core.sam2_base import (DEFAULT_SAM2, STOCK_MODELS, VIDEO_PREDICTOR_SETTINGS,
-                                      BaseModelSpec, resolve_base)
+from sansa_cli.core.sam2_base import (
+    DEFAULT_SAM2,
+    STOCK_MODELS,
+    VIDEO_PREDICTOR_SETTINGS,
+    BaseModelSpec,
+    resolve_base,
+)
 
 
 @dataclass
@@ -67,8 +72,12 @@ def build_model(sam2: str | None = None, *, checkpoint: str | Path | None = None
     """
     import torch
 
-    from sansa_cli.artifacts.adapter_file import (apply_to, attach_adapters, load_into,
-                                                  read_adapter_info)
+    from sansa_cli.artifacts.adapter_file import (
+        apply_to,
+        attach_adapters,
+        load_into,
+        read_adapter_info,
+    )
     from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
     from sansa_cli.core.sam2_base import build_sam2, load_checkpoint
 

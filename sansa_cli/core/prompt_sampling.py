@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sansa_cli.core.choices import PROMPT_TYPES
-from sansa_cli.errors import UserInputError
 from sansa_cli.core.prompts import Box, Points, Scribble
+from sansa_cli.errors import UserInputError
 
 MAX_POINTS = 20
 STROKE_WIDTH = 3

@@ -56,7 +56,8 @@ def parse_points(text: str) -> tuple[tuple[float, float], ...]:
         points = tuple((float(x), float(y)) for x, y in
                        (item.split(",") for item in text.split(";") if item.strip()))
     except ValueError:
-        raise UserInputError(f"points {text!r} are not 'x,y;x,y'; for example --points 120,80;140,95")
+        raise UserInputError(f"points {text!r} are not 'x,y;x,y'; for example "
+                             "--points 120,80;140,95") from None
     if not points:
         raise UserInputError(f"points {text!r} hold no point; for example --points 120,80")
     return points
@@ -67,7 +68,8 @@ def parse_box(text: str) -> Box:
     try:
         x0, y0, x1, y1 = (float(v) for v in text.split(","))
     except ValueError:
-        raise UserInputError(f"box {text!r} is not 'x0,y0,x1,y1'; for example --box 10,20,200,180")
+        raise UserInputError(f"box {text!r} is not 'x0,y0,x1,y1'; for example "
+                             "--box 10,20,200,180") from None
     return Box(x0, y0, x1, y1)
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
 from sam2.modeling.sam2_utils import get_1d_sine_pe
 
 

@@ -21,10 +21,16 @@ from PIL import Image
 from sansa_cli.core import pseudo_video as pv
 from sansa_cli.core.choices import DEFAULT_RESIZE
 from sansa_cli.core.device import autocast
-from sansa_cli.errors import UserInputError
-from sansa_cli.core.images import ImageLike, describe, load_image, mask_to_input, preprocess
+from sansa_cli.core.images import (
+    ImageLike,
+    describe,
+    load_image,
+    mask_to_input,
+    preprocess,
+)
 from sansa_cli.core.prompts import point_inputs
 from sansa_cli.core.references import Reference, load_reference
+from sansa_cli.errors import UserInputError
 
 
 @dataclass

@@ -2,15 +2,22 @@
 
 A dataset plugin is a class registered under the ``sansa_cli.datasets`` entry-point group and built
 as ``Cls(root, fold, split, **options)`` (use :meth:`FewShotDataset.create` to get a one-line error
-for an unknown option). It knows the classes of one fold and split, the images holding each class,
-how to load an image (RGB) and the mask of one class in it (uint8: 0 background, 1 object,
-255 ignore), and how episodes are drawn:
+for an unknown option). It knows the classes of one fold and split (all of them, also a class with
+no image in the split: it is never sampled and scores 0, as in the benchmarks' mIoU), the images
+holding each class, how to load an image (RGB) and the mask of one class in it (uint8: 0
+background, 1 object, 255 ignore), and how episodes are drawn:
 
-- :meth:`FewShotDataset.episodes` follows the benchmark's test protocol and builds the whole list
-  from one ``random.Random(seed)`` in one place, so it does not depend on data-loader workers or
-  process count; sharding is slicing that list.
+- :meth:`FewShotDataset.sample_episodes` follows the benchmark's test protocol and builds the whole
+  list from the one ``random.Random`` it is given, so it does not depend on data-loader workers or
+  process count; sharding is slicing that list. The samplers below skip classes with fewer than 2
+  images. Callers use :meth:`FewShotDataset.episodes`, which validates and seeds.
 - :meth:`FewShotDataset.training_episode` draws one reference and ``seq_len`` targets of one
   training class from a caller-owned ``random.Random``.
+
+Two class-level hooks let generic code (``sansa prepare``, ``sansa eval``) serve every plugin
+without naming one: :meth:`FewShotDataset.options_for_shot` (options that depend on the shot) and
+:meth:`FewShotDataset.build` (build the plugin's files from official source files, reading the
+``build_options``).
 
 Image ids are strings relative to the dataset (a path or a VOC name), stable across runs.
 """
@@ -21,21 +28,39 @@ import inspect
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
 
+#: a progress display: ``track(items, total, description)`` yields ``items``
+Track = Callable[[Iterable, int, str], Iterable]
+
+
+def no_track(items: Iterable, total: int, description: str) -> Iterable:
+    """The silent :data:`Track`."""
+    return items
+
 
 @dataclass(frozen=True)
 class Episode:
-    """One test episode: segment ``class_id`` in ``query`` given masks of it in ``supports``."""
+    """One test episode: segment ``class_id`` in ``target`` given masks of it in ``references``
+    (the benchmarks' query and supports; episode-list files keep those names)."""
 
     index: int
     class_id: int
-    query: str
-    supports: tuple[str, ...]
+    target: str
+    references: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What :meth:`FewShotDataset.build` wrote, and how ``sansa prepare`` then checks it."""
+
+    root: Path  # the dataset folder to check (where the build wrote)
+    options: dict[str, Any]  # the options to check it with (build options left out)
+    summary: tuple[str, ...]  # lines for the summary: what was written, kept or skipped
 
 
 @dataclass(frozen=True)
@@ -58,8 +83,10 @@ class FewShotDataset:
     default_canvas: ClassVar[int | None] = None
     #: episodes per fold of the test protocol; None = one per image of the split
     episodes_per_fold: ClassVar[int | None] = None
+    #: options only :meth:`build` reads; :meth:`create` accepts them and leaves them out
+    build_options: ClassVar[tuple[str, ...]] = ()
 
-    classes: list[int]
+    classes: list[int]  # every class of the fold and split, also one without images
 
     def __init__(self, root: str | Path, fold: int = 0, split: str | None = None):
         self.root = Path(root).expanduser()
@@ -67,7 +94,8 @@ class FewShotDataset:
         self.fold = fold
         if not self.root.is_dir():
             raise MissingFileError(
-                f"{self.name} root {self.root} is not a folder; pass the dataset folder with --root"
+                f"{self.name} root {self.root} is not a folder; pass the dataset folder with "
+                "--data-root"
             )
         if self.split not in self.splits:
             raise UserInputError(
@@ -80,7 +108,8 @@ class FewShotDataset:
 
     @classmethod
     def create(cls, root: str | Path, fold: int = 0, split: str | None = None, **options: Any):
-        """Build with keyword ``options``; an unknown option is a one-line error listing the known."""
+        """Build with keyword ``options``; an unknown option is a one-line error listing the
+        known ones."""
         known = cls.option_names()
         unknown = sorted(k for k in options if k not in known)
         if unknown:
@@ -88,12 +117,37 @@ class FewShotDataset:
                 f"dataset '{cls.name}' has no option {', '.join(unknown)}; "
                 f"its options are: {', '.join(known) or 'none'}"
             )
-        return cls(root, fold, split, **{k: v for k, v in options.items() if v is not None})
+        return cls(root, fold, split, **{k: v for k, v in options.items()
+                                         if v is not None and k not in cls.build_options})
 
     @classmethod
     def option_names(cls) -> list[str]:
+        """The constructor's keyword-only options and the ``build_options``, sorted."""
         params = inspect.signature(cls.__init__).parameters.values()
-        return sorted(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+        keywords = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        return sorted({*keywords, *cls.build_options})
+
+    # -- hooks a plugin may override; `sansa prepare` and `sansa eval` call them ---------------
+    @classmethod
+    def options_for_shot(cls, options: dict[str, Any], shot: int) -> dict[str, Any]:
+        """The options to build this dataset with for ``shot``-shot episodes.
+
+        The default returns ``options`` unchanged; a benchmark whose fold membership depends on
+        the shot adds what it needs. Callers pass the result to :meth:`create` and never mutate it.
+        """
+        return options
+
+    @classmethod
+    def build(cls, root: Path, out: Path | None, options: dict[str, Any],
+              track: Track = no_track) -> BuildResult | None:
+        """Build the dataset's files from the official source files under ``root``.
+
+        Called by ``sansa prepare`` before it checks the dataset. Writes only into ``out``
+        (default ``root``), never rewrites a source file, and may resume an earlier build.
+        ``options`` are the user's dataset options, ``build_options`` included; ``track`` shows
+        progress. Returns None when there is nothing to build (the default).
+        """
+        return None
 
     # -- what a plugin provides -------------------------------------------------------------
     def class_name(self, cid: int) -> str:
@@ -130,26 +184,25 @@ class FewShotDataset:
             raise UserInputError(f"shot must be a positive integer, got {shot!r}")
         if count is not None and count < 1:
             raise UserInputError(f"episode count must be positive, got {count!r}")
-        return self._sample_episodes(random.Random(seed), shot, count)
+        return self.sample_episodes(random.Random(seed), shot, count)
 
-    def _sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
+    def sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
+        """The test protocol: ``count`` episodes (None = the protocol's number) drawn from ``rng``
+        only. The default makes every image of every class the query once (FSS-1000's rule)."""
         return sample_each_image(self, rng, shot, count)
 
     def training_episode(self, rng: random.Random, seq_len: int) -> TrainingEpisode:
-        """One reference and ``seq_len`` targets of a class drawn uniformly from ``classes``.
+        """One reference and ``seq_len`` targets of a class drawn uniformly from ``classes``
+        (those with 2 images).
 
         Build the dataset with ``split='train'`` for the fold's training classes. Targets are
         distinct from the reference and from each other while the class has enough images.
         """
         if seq_len < 1:
             raise UserInputError(f"seq_len must be positive, got {seq_len!r}")
-        usable = [cid for cid in self.classes if len(self.images(cid)) >= 2]
-        if not usable:
-            raise DatasetError(
-                f"{self.name} fold {self.fold} split {self.split} has no class with 2 images"
-            )
-        cid = rng.choice(usable)
-        pool = self.images(cid)
+        pools = usable_pools(self)
+        cid = rng.choice(list(pools))
+        pool = pools[cid]
         reference = rng.choice(pool)
         others = [image for image in pool if image != reference]
         if len(others) >= seq_len:
@@ -163,8 +216,10 @@ class FewShotDataset:
 
 
 # -- samplers: each builds the whole list from one rng, in one place -----------------------------
-def draw_supports(rng: random.Random, pool: Sequence[str], query: str, shot: int) -> tuple[str, ...]:
-    """``shot`` supports drawn independently from ``pool``, rejecting only the query (HSNet rule)."""
+def draw_supports(rng: random.Random, pool: Sequence[str], query: str,
+                  shot: int) -> tuple[str, ...]:
+    """``shot`` supports drawn independently from ``pool``, rejecting only the query (HSNet's
+    rule)."""
     if not any(image != query for image in pool):
         raise DatasetError(f"class of image {query!r} has no other image to use as support")
     supports: list[str] = []
@@ -175,21 +230,23 @@ def draw_supports(rng: random.Random, pool: Sequence[str], query: str, shot: int
     return tuple(supports)
 
 
-def _check_class(dataset: FewShotDataset, cid: int) -> list[str]:
-    pool = dataset.images(cid)
-    if len(pool) < 2:
-        raise DatasetError(
-            f"{dataset.name} class {cid} ({dataset.class_name(cid)}) has {len(pool)} image(s) in "
-            f"split {dataset.split}; an episode needs at least 2"
-        )
-    return pool
+def usable_pools(dataset: FewShotDataset) -> dict[int, list[str]]:
+    """Class -> images of the classes with at least 2 images (a query and a support), in class
+    order; the others stay in ``classes`` but are never drawn."""
+    pools = {cid: dataset.images(cid) for cid in dataset.classes}
+    usable = {cid: pool for cid, pool in pools.items() if len(pool) >= 2}
+    if not usable:
+        raise DatasetError(f"{dataset.name} fold {dataset.fold} split {dataset.split} has no "
+                           "class with 2 images; an episode needs a query and a support")
+    return usable
 
 
 def sample_uniform_class(dataset: FewShotDataset, rng: random.Random, shot: int,
                          count: int | None) -> list[Episode]:
-    """COCO-20i: class uniform over the fold, query uniform over its images, supports by rejection."""
-    classes = list(dataset.classes)
-    pools = {cid: _check_class(dataset, cid) for cid in classes}
+    """COCO-20i: class uniform over the fold, query uniform over its images, supports by
+    rejection."""
+    pools = usable_pools(dataset)
+    classes = list(pools)
     episodes = []
     for index in range(count or dataset.episodes_per_fold or 1000):
         cid = rng.choice(classes)
@@ -201,8 +258,8 @@ def sample_uniform_class(dataset: FewShotDataset, rng: random.Random, shot: int,
 def sample_round_robin(dataset: FewShotDataset, rng: random.Random, shot: int,
                        count: int | None) -> list[Episode]:
     """LVIS-92i: classes visited in fold order, cycling; query and supports as in COCO-20i."""
-    classes = list(dataset.classes)
-    pools = {cid: _check_class(dataset, cid) for cid in classes}
+    pools = usable_pools(dataset)
+    classes = list(pools)
     episodes = []
     for index in range(count or dataset.episodes_per_fold or 25 * len(classes)):
         cid = classes[index % len(classes)]
@@ -213,12 +270,15 @@ def sample_round_robin(dataset: FewShotDataset, rng: random.Random, shot: int,
 
 def sample_pairs(pairs: Sequence[tuple[str, int]], pool_of: Callable[[int], list[str]],
                  rng: random.Random, shot: int, count: int) -> list[Episode]:
-    """Cycle through (query, class) pairs in order; supports from the class's pool by rejection."""
-    if not pairs:
-        raise DatasetError("the split lists no (image, class) pair to build episodes from")
+    """Cycle through (query, class) pairs in order, skipping classes with fewer than 2 images;
+    supports from the class's pool by rejection."""
+    usable = [(query, cid) for query, cid in pairs if len(pool_of(cid)) >= 2]
+    if not usable:
+        raise DatasetError("the split lists no (image, class) pair of a class with 2 images to "
+                           "build episodes from")
     episodes = []
     for index in range(count):
-        query, cid = pairs[index % len(pairs)]
+        query, cid = usable[index % len(usable)]
         episodes.append(Episode(index, cid, query, draw_supports(rng, pool_of(cid), query, shot)))
     return episodes
 
@@ -226,62 +286,5 @@ def sample_pairs(pairs: Sequence[tuple[str, int]], pool_of: Callable[[int], list
 def sample_each_image(dataset: FewShotDataset, rng: random.Random, shot: int,
                       count: int | None) -> list[Episode]:
     """FSS-1000 and folders: every image of every class is the query once (cycled past the end)."""
-    pairs = [(image, cid) for cid in dataset.classes for image in _check_class(dataset, cid)]
+    pairs = [(image, cid) for cid, pool in usable_pools(dataset).items() for image in pool]
     return sample_pairs(pairs, dataset.images, rng, shot, count or len(pairs))
-
-
-# -- small helpers the plugins share -----------------------------------------------------------
-def read_lines(path: Path) -> list[str]:
-    """Non-empty stripped lines of a text file; CRLF and trailing blanks are tolerated."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise MissingFileError(f"split file {path} does not exist; check --splits") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def open_rgb(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise MissingFileError(f"image {path} does not exist; run `sansa prepare` to check") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(f"image {path} is unreadable ({exc}); replace or remove it") from exc
-
-
-def open_mask_array(path: Path, gray: bool = False) -> np.ndarray:
-    """Pixel values of a mask: palette indices or gray levels (other modes, or all with ``gray``,
-    are converted to 8-bit gray as HSNet does)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            if gray or image.mode not in ("P", "L"):
-                image = image.convert("L")
-            return np.asarray(image)
-    except FileNotFoundError:
-        raise MissingFileError(f"mask {path} does not exist; run `sansa prepare` to check") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(f"mask {path} is unreadable ({exc}); replace or remove it") from exc
-
-
-def find_split_dir(given: str | Path | None, default: Path, benchmark: str, probe: str) -> Path:
-    """The folder holding split files: ``given`` (or its ``<benchmark>`` subfolder), else ``default``.
-
-    Accepting the parent lets users point ``--splits`` at HSNet's ``data/splits`` as is.
-    """
-    base = Path(given).expanduser() if given is not None else default
-    for candidate in (base, base / benchmark):
-        if (candidate / probe).exists():
-            return candidate
-    hint = "pass --splits DIR (HSNet's data/splits works)" if given is None else "check --splits"
-    raise MissingFileError(f"no {benchmark} split file {base / probe}; {hint}")
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key putting '2.jpg' before '10.jpg'."""
-    stem, _, ext = name.rpartition(".") if "." in name else (name, "", "")
-    return (0, int(stem), ext) if stem.isdigit() else (1, name, "")

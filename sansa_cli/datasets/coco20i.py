@@ -2,16 +2,22 @@
 
 Layout under ``root``::
 
-    train2014/*.jpg  val2014/*.jpg                      (COCO 2014 images; or --option image_root)
-    annotations/{train2014,val2014}/<stem>.png           (pixel value = class index + 1, 0 = none)
-    splits/{trn,val}/fold{0..3}.pkl                      (or --splits DIR, e.g. HSNet's data/splits)
+    train2014/*.jpg  val2014/*.jpg                (COCO 2014 images; or option image_root=DIR)
+    annotations/{train2014,val2014}/<stem>.png     (pixel value = class index + 1, 0 = none)
+    splits/{trn,val}/fold{0..3}.pkl                (or --splits DIR, e.g. HSNet's data/splits)
 
 A split file is a pickled dict ``{class index 0..79: ['val2014/COCO_val2014_....jpg', ...]}``.
 Fold ``f`` tests classes ``{f + 4v, v = 0..19}`` (interleaved); ``train`` holds the other 60 with
 images from ``trn/fold{f}.pkl``, ``val`` the fold's 20 with images from ``val/fold{f}.pkl`` (the
-benchmark's test episodes). The class index needs only the split files, no image is opened.
-Test protocol: 1000 episodes, class uniform over the fold's 20, query uniform over the class's
-images, supports drawn independently rejecting only the query (repeats possible).
+benchmark's test episodes). A class the split file lists no image for stays in the fold (it scores
+0 in the mIoU over the fold's classes). The class index needs only the split files, no image is
+opened. Test protocol: 1000 episodes, class uniform over the fold's classes (those with 2 images),
+query uniform over the class's images, supports drawn independently rejecting only the query
+(repeats possible).
+
+:meth:`Coco20i.build` writes the masks and split files from the official COCO 2014 instances JSON
+(``root/annotations/instances_{train,val}2014.json``, see :mod:`sansa_cli.datasets.prepare_coco`);
+its build option ``min_pixels`` (default 2048) is the pixels a class needs in an image to be listed.
 """
 
 from __future__ import annotations
@@ -25,8 +31,14 @@ from typing import Any
 import numpy as np
 
 from sansa_cli.datasets.base import (
-    Episode, FewShotDataset, find_split_dir, open_mask_array, open_rgb, sample_uniform_class,
+    BuildResult,
+    Episode,
+    FewShotDataset,
+    Track,
+    no_track,
+    sample_uniform_class,
 )
+from sansa_cli.datasets.reading import find_split_dir, open_mask_array, open_rgb
 from sansa_cli.errors import DatasetError, UserInputError
 
 COCO_CLASSES = (
@@ -69,6 +81,7 @@ class Coco20i(FewShotDataset):
     eval_split = "val"
     default_canvas = 640
     episodes_per_fold = 1000
+    build_options = ("min_pixels",)
 
     def __init__(self, root: str | Path, fold: int = 0, split: str | None = None, *,
                  splits: str | Path | None = None, image_root: str | Path | None = None):
@@ -82,10 +95,28 @@ class Coco20i(FewShotDataset):
         test = set(fold_classes(fold))
         wanted = sorted(test) if self.split == "val" else sorted(set(range(NUM_CLASSES)) - test)
         self._images = {cid: list(table.get(cid, ())) for cid in wanted}
-        self.classes = [cid for cid in wanted if self._images[cid]]
-        if not self.classes:
+        self.classes = wanted
+        if not any(self._images.values()):
             raise DatasetError(f"split file {path} lists no image for fold {fold}'s classes; "
                                "check --splits")
+
+    @classmethod
+    def build(cls, root: Path, out: Path | None, options: dict[str, Any],
+              track: Track = no_track) -> BuildResult | None:
+        """Masks and split files from ``root/annotations/instances_*2014.json`` when present."""
+        from sansa_cli.datasets import prepare_coco
+
+        if not prepare_coco.has_instance_json(Path(root).expanduser()):
+            return None
+        min_pixels = options.get("min_pixels", prepare_coco.DEFAULT_MIN_PIXELS)
+        if isinstance(min_pixels, bool) or not isinstance(min_pixels, int) or min_pixels < 1:
+            raise UserInputError(f"coco20i option min_pixels={min_pixels!r} is not a positive "
+                                 "number of pixels; use e.g. --dataset-option min_pixels=2048")
+        built = prepare_coco.build_coco20i(root, out, min_pixels, track)
+        check = {k: v for k, v in options.items() if k not in cls.build_options}
+        if built.out.resolve() != Path(root).expanduser().resolve():
+            check = {"image_root": root, **check}  # the images stay in the COCO folder
+        return BuildResult(built.out, check, built.summary())
 
     def options(self) -> dict[str, Any]:
         return {"splits": str(self.split_dir), "image_root": str(self.image_root)}
@@ -113,5 +144,5 @@ class Coco20i(FewShotDataset):
     def load_mask(self, image_id: str, cid: int) -> np.ndarray:
         return (open_mask_array(self.mask_path(image_id)) == cid + 1).astype(np.uint8)
 
-    def _sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
+    def sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
         return sample_uniform_class(self, rng, shot, count)

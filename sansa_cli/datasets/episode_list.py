@@ -1,4 +1,5 @@
-"""Frozen episode lists: the exact test episodes of one dataset, fold, split, shot and seed, as JSON.
+"""Frozen episode lists: the exact test episodes of one dataset, fold, split, shot and seed, as
+JSON.
 
 Anyone holding the file reruns exactly the same episodes (``sansa eval --episodes FILE``). Format::
 
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from sansa_cli.artifacts.files import write_bytes_atomic
 from sansa_cli.datasets.base import Episode, FewShotDataset
 from sansa_cli.errors import DatasetError, MissingFileError
-from sansa_cli.artifacts.files import write_bytes_atomic
 
 FORMAT = "sansa-episodes"
 VERSION = 1
@@ -53,7 +54,7 @@ def write_episode_list(path: str | Path, dataset: FewShotDataset, episodes: Sequ
     }
     # One episode per line: readable, and diffs of two lists show the episodes that differ.
     rows = ",\n  ".join(
-        json.dumps({"class": e.class_id, "query": e.query, "supports": list(e.supports)})
+        json.dumps({"class": e.class_id, "query": e.target, "supports": list(e.references)})
         for e in episodes
     )
     head = json.dumps(body, indent=1)[:-2]
@@ -105,10 +106,10 @@ def _check_episodes(path: Path, listed: EpisodeList) -> None:
         if e.class_id not in classes:
             raise DatasetError(f"episode {e.index} of {path} uses class {e.class_id}, "
                                "which is not in its class list; rewrite the list")
-        if len(e.supports) != listed.shot:
-            raise DatasetError(f"episode {e.index} of {path} has {len(e.supports)} supports "
+        if len(e.references) != listed.shot:
+            raise DatasetError(f"episode {e.index} of {path} has {len(e.references)} supports "
                                f"but the list is {listed.shot}-shot; rewrite the list")
-        if e.query in e.supports:
+        if e.target in e.references:
             raise DatasetError(f"episode {e.index} of {path} uses its query as a support")
 
 

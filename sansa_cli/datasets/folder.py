@@ -13,9 +13,9 @@ split holds every class (evaluate on everything). A split file defines folds::
 
     {"folds": [{"train": ["cat", "dog"], "test": ["bird"]}, {"train": [...], "test": [...]}]}
 
-``val`` falls back to ``test`` when a fold has no ``val`` list. Class ids are positions in the sorted
-list of class folders. Test protocol: each image of each class is the query once, supports drawn
-independently from the class's other images.
+``val`` falls back to ``test`` when a fold has no ``val`` list. Class ids are positions in the
+sorted list of class folders. Test protocol: each image of each class is the query once, supports
+drawn independently from the class's other images.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from sansa_cli.datasets.base import (
-    FewShotDataset, natural_key, open_mask_array, open_rgb,
-)
+from sansa_cli.datasets.base import FewShotDataset
+from sansa_cli.datasets.reading import natural_key, open_mask_array, open_rgb
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -53,8 +52,8 @@ class Folder(FewShotDataset):
         super().__init__(root, fold, split)
         for sub in ("images", "masks"):
             if not (self.root / sub).is_dir():
-                raise DatasetError(f"folder dataset {self.root} has no {sub}/ subfolder; lay it out "
-                                   "as images/<class>/* and masks/<class>/* (same stems)")
+                raise DatasetError(f"folder dataset {self.root} has no {sub}/ subfolder; lay it "
+                                   "out as images/<class>/* and masks/<class>/* (same stems)")
         self._names = sorted(p.name for p in (self.root / "images").iterdir() if p.is_dir())
         if not self._names:
             raise DatasetError(f"{self.root / 'images'} holds no class folder; add images/<class>/")

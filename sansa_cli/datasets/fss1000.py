@@ -19,8 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from sansa_cli.datasets.base import (
-    FewShotDataset, find_split_dir, natural_key, open_mask_array, open_rgb, read_lines,
+from sansa_cli.datasets.base import FewShotDataset
+from sansa_cli.datasets.reading import (
+    find_split_dir,
+    natural_key,
+    open_mask_array,
+    open_rgb,
+    read_lines,
 )
 from sansa_cli.errors import DatasetError, UserInputError
 
@@ -54,12 +59,14 @@ class Fss1000(FewShotDataset):
         self._names = names
         self._images: dict[int, list[str]] = {}
         if not self.classes:
-            raise DatasetError(f"fss1000 split file for {self.split} lists no class; check --splits")
+            raise DatasetError(f"fss1000 split file for {self.split} lists no class; "
+                               "check --splits")
         missing = [names[c] for c in self.classes if not (self.data / names[c]).is_dir()]
         if missing:
             raise DatasetError(
                 f"fss1000 class folder {self.data / missing[0]} is missing "
-                f"({len(missing)} of {len(self.classes)} classes); pass the FSS-1000 folder as --root"
+                f"({len(missing)} of {len(self.classes)} classes); pass the FSS-1000 folder as "
+                "--data-root"
             )
 
     def options(self) -> dict[str, Any]:

@@ -1,24 +1,26 @@
 """LVIS-92i: COCO 2017 images with LVIS v1 masks, 10 folds of 92 classes (Matcher's benchmark).
 
-Layout: ``root`` holds the COCO 2017 images as ``train2017/`` and ``val2017/`` (or
-``--option image_root=DIR``); the annotations are LVIS v1's ``lvis_v1_{train,val}.json`` or Matcher's
+Layout: ``root`` holds the COCO 2017 images as ``train2017/`` and ``val2017/`` (or option
+``image_root=DIR``); the annotations are LVIS v1's ``lvis_v1_{train,val}.json`` or Matcher's
 ``lvis_{train,val}.pkl`` (``{cat_id: {image: {'annotations': [...]}}}``), looked up in
-``--option annotations=DIR`` (``--lvis-json``), else ``root/annotations``, else ``root``.
+option ``annotations=DIR`` (``--dataset-option annotations=DIR``), else ``root/annotations``,
+else ``root``.
 All instances of a class in an image are merged into one mask (polygons and RLE, pycocotools).
 
-Folds (``val`` = the benchmark's test episodes, from the LVIS val annotations): the eligible classes,
-in category-id order (pkl key order for Matcher's pkl), are dealt round-robin: fold ``k`` takes
-eligible classes ``k, k+10, ...``, ``len(eligible) // 10`` of them (92 for LVIS v1).
+Folds (``val`` = the benchmark's test episodes, from the LVIS val annotations): the eligible
+classes, in category-id order (pkl key order for Matcher's pkl), are dealt round-robin: fold ``k``
+takes eligible classes ``k, k+10, ...``, ``len(eligible) // 10`` of them (92 for LVIS v1).
 
 - ``membership="frozen"`` (default): a class is eligible when it has more than 5 val images, the
   largest shot of the benchmark, whatever the shot asked for. Fold membership is therefore the same
   for 1-shot and 5-shot, and equals the peers' 5-shot folds.
 - ``membership="peers"`` (with ``shot=K``): Matcher's rule, eligible when it has more than ``K``
   images, so folds differ between 1-shot and 5-shot. Use it only to reproduce peer numbers exactly.
+  :meth:`Lvis92i.options_for_shot` sets ``shot`` to the shot asked for.
 
 ``train`` holds every category of the train annotations except the fold's test classes (Matcher).
-Test protocol: 2300 episodes, classes visited round-robin in fold order (25 each), query uniform over
-the class's images, supports drawn independently rejecting only the query.
+Test protocol: 2300 episodes, classes visited round-robin in fold order (25 each), query uniform
+over the class's images, supports drawn independently rejecting only the query.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from sansa_cli.datasets.base import Episode, FewShotDataset, open_rgb, sample_round_robin
+from sansa_cli.datasets.base import Episode, FewShotDataset, sample_round_robin
+from sansa_cli.datasets.reading import open_rgb
 from sansa_cli.datasets.segmentation import merged_mask
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
 
@@ -102,17 +105,20 @@ def _load_index(path: Path, mtime_ns: int) -> LvisIndex:
 
 
 def find_annotations(folders: list[Path], split: str) -> Path:
-    """``lvis_v1_<split>.json`` or Matcher's ``lvis_<split>.pkl`` in the first folder holding one."""
+    """``lvis_v1_<split>.json`` or Matcher's ``lvis_<split>.pkl`` in the first folder holding
+    one."""
     for folder in folders:
         for name in (f"lvis_v1_{split}.json", f"lvis_{split}.pkl"):
             if (folder / name).is_file():
                 return folder / name
     raise MissingFileError(f"no lvis_v1_{split}.json (or lvis_{split}.pkl) in "
-                           f"{', '.join(map(str, folders))}; pass the folder with --lvis-json")
+                           f"{', '.join(map(str, folders))}; pass the folder with "
+                           "--dataset-option annotations=DIR")
 
 
 def fold_members(index: LvisIndex, fold: int, min_images: int, num_folds: int = 10) -> list[int]:
-    """Eligible classes (more than ``min_images`` images) dealt round-robin; fold ``fold``'s share."""
+    """Eligible classes (more than ``min_images`` images) dealt round-robin; fold ``fold``'s
+    share."""
     eligible = [cid for cid, images in index.per_class.items() if len(images) > min_images]
     per_fold = len(eligible) // num_folds
     return [eligible[fold + num_folds * v] for v in range(per_fold)]
@@ -135,8 +141,8 @@ class Lvis92i(FewShotDataset):
         if membership not in ("frozen", "peers"):
             raise UserInputError(f"membership {membership!r} is unknown; use frozen or peers")
         if membership == "peers" and shot is None:
-            raise UserInputError("membership=peers needs the shot (e.g. --option shot=1): the "
-                                 "peers' folds depend on it")
+            raise UserInputError("membership=peers needs the shot (e.g. --dataset-option "
+                                 "shot=1): the peers' folds depend on it")
         self.membership, self.shot = membership, shot if membership == "peers" else None
         given = Path(annotations).expanduser() if annotations else None
         if given is not None and given.is_file():
@@ -154,6 +160,13 @@ class Lvis92i(FewShotDataset):
         if not self.classes:
             raise DatasetError(f"lvis92i fold {fold} has no {self.split} class: the annotations "
                                f"have {len(val.per_class)} val classes; use the full LVIS v1 files")
+
+    @classmethod
+    def options_for_shot(cls, options: dict[str, Any], shot: int) -> dict[str, Any]:
+        """The peers' folds depend on the shot: ``membership=peers`` gets ``shot``."""
+        if options.get("membership") == "peers":
+            return {**options, "shot": shot}
+        return options
 
     def _index(self, folders: list[Path], split: str) -> LvisIndex:
         path = find_annotations(folders, split)
@@ -196,5 +209,5 @@ class Lvis92i(FewShotDataset):
                                  f"with shot={shot} for {shot}-shot episodes")
         return super().episodes(shot, seed, count)
 
-    def _sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
+    def sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
         return sample_round_robin(self, rng, shot, count)

@@ -8,9 +8,11 @@ Layout under ``root`` (the VOC2012 folder)::
 
 Split lines are ``<name>__<class 1..20>``. Class ids here are 0-based (0..19); fold ``f`` tests
 classes ``5f .. 5f+4``. ``val`` reads ``val/fold{f}.txt`` (the benchmark's test episodes);
-``train`` reads ``trn/fold{g}.txt`` of the three other folds, as HSNet does. Masks keep 255 (object
-borders) as ignore. Test protocol: 1000 episodes cycling through the split file's (image, class)
-lines in order, supports drawn independently from the class's images rejecting only the query.
+``train`` reads ``trn/fold{g}.txt`` of the three other folds, as HSNet does, and holds the other 15
+classes. A class the split files list no image for stays in the fold (it scores 0). Masks keep 255
+(object borders) as ignore. Test protocol: 1000 episodes cycling through the split file's (image,
+class) lines in order (those of classes with 2 images), supports drawn independently from the
+class's images rejecting only the query.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from sansa_cli.datasets.base import (
-    Episode, FewShotDataset, find_split_dir, open_mask_array, open_rgb, read_lines, sample_pairs,
+from sansa_cli.datasets.base import Episode, FewShotDataset, sample_pairs
+from sansa_cli.datasets.reading import (
+    find_split_dir,
+    open_mask_array,
+    open_rgb,
+    read_lines,
 )
 from sansa_cli.errors import DatasetError, UserInputError
 
@@ -54,14 +60,19 @@ class Pascal5i(FewShotDataset):
         for g in folds:
             path = self.split_dir / SPLIT_FILES[self.split] / f"fold{g}.txt"
             self.pairs.extend(_parse_line(line, path) for line in read_lines(path))
-        self._images: dict[int, set[str]] = {}
-        for image, cid in self.pairs:
-            self._images.setdefault(cid, set()).add(image)
-        self._sorted = {cid: sorted(images) for cid, images in self._images.items()}
-        self.classes = sorted(self._sorted)
-        if not self.classes:
+        if not self.pairs:
             raise DatasetError(f"pascal5i split files in {self.split_dir} list no image; "
                                "check --splits")
+        test = set(fold_classes(fold))
+        self.classes = sorted(test if self.split == "val" else set(range(len(VOC_CLASSES))) - test)
+        images: dict[int, set[str]] = {cid: set() for cid in self.classes}
+        for image, cid in self.pairs:
+            if cid not in images:
+                raise DatasetError(f"split files in {self.split_dir} list {image} for class "
+                                   f"{cid + 1}, which is not a {self.split} class of fold {fold}; "
+                                   "use HSNet's Pascal split files")
+            images[cid].add(image)
+        self._sorted = {cid: sorted(found) for cid, found in images.items()}
 
     def options(self) -> dict[str, Any]:
         return {"splits": str(self.split_dir)}
@@ -89,8 +100,13 @@ class Pascal5i(FewShotDataset):
         mask[raw == IGNORE] = IGNORE
         return mask
 
-    def _sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
+    def sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
         return sample_pairs(self.pairs, self.images, rng, shot, count or self.episodes_per_fold)
+
+
+def fold_classes(fold: int) -> list[int]:
+    """The 5 consecutive (0-based) test classes of a fold."""
+    return list(range(5 * fold, 5 * fold + 5))
 
 
 def _parse_line(line: str, path: Path) -> tuple[str, int]:

@@ -1,21 +1,15 @@
-"""Check and index a dataset folder, and write frozen episode lists (the library side of
-``sansa prepare``). Nothing here writes into the dataset's own folders."""
+"""Build, check and index a dataset folder, and write frozen episode lists (the library side of
+``sansa prepare``). Only a plugin's build hook writes dataset files, and only into its ``out``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from sansa_cli.datasets.base import FewShotDataset
+from sansa_cli.datasets.base import BuildResult, FewShotDataset, Track, no_track
 from sansa_cli.datasets.episode_list import write_episode_list
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
-
-Track = Callable[[Iterable, int, str], Iterable]
-
-
-def _no_track(items: Iterable, total: int, description: str) -> Iterable:
-    return items
 
 
 @dataclass
@@ -32,9 +26,27 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
 
 
+def prepare_dataset(cls: type[FewShotDataset], root: str | Path, out: str | Path | None,
+                    options: dict[str, Any], track: Track = no_track,
+                    folds: Iterable[int] | None = None) -> tuple[BuildResult | None, CheckReport]:
+    """Build what ``cls`` builds from the source files at ``root`` (into ``out``), then check the
+    result (or ``root`` itself when there is nothing to build) with :func:`check_dataset`."""
+    built = cls.build(Path(root), None if out is None else Path(out), options, track)
+    if built is not None:
+        return built, check_dataset(cls, built.root, built.options, track, folds)
+    if out is not None:
+        raise UserInputError(f"--out only applies to builds from source files and to --episodes; "
+                             f"{cls.name} at {root} has nothing to build; drop --out")
+    report = check_dataset(cls, root, options, track, folds)
+    unused = sorted(set(options) & set(cls.build_options))
+    if unused:
+        report.notes.append(f"option {', '.join(unused)} only applies to builds from source "
+                            f"files; {cls.name} at {root} had nothing to build")
+    return None, report
+
 
 def check_dataset(cls: type[FewShotDataset], root: str | Path, options: dict[str, Any],
-                  track: Track = _no_track, folds: Iterable[int] | None = None) -> CheckReport:
+                  track: Track = no_track, folds: Iterable[int] | None = None) -> CheckReport:
     """Index every fold and split of ``cls`` at ``root`` and verify each file an image needs.
 
     A split or fold that cannot be indexed (e.g. no LVIS train JSON) is noted, not fatal, as long
@@ -48,6 +60,7 @@ def check_dataset(cls: type[FewShotDataset], root: str | Path, options: dict[str
         classes: set[int] = set()
         for dataset in _instances(cls, root, split, options, folds, errors, report.notes):
             classes.update(dataset.classes)
+            report.notes.extend(_sparse_classes(dataset))
             for image in dataset.image_ids():
                 images.add(image)
                 needed.setdefault(image, dataset.files(image))
@@ -90,6 +103,16 @@ def _instances(cls: type[FewShotDataset], root, split: str, options: dict[str, A
         fold = later[0]
 
 
+def _sparse_classes(dataset: FewShotDataset) -> list[str]:
+    """A note naming the classes no episode can use (fewer than 2 images), if any."""
+    sparse = [cid for cid in dataset.classes if len(dataset.images(cid)) < 2]
+    if not sparse:
+        return []
+    shown = ", ".join(map(str, sparse[:10])) + (", ..." if len(sparse) > 10 else "")
+    return [f"fold {dataset.fold} {dataset.split}: {len(sparse)} of {len(dataset.classes)} classes "
+            f"have fewer than 2 images, are never sampled and score 0 ({shown})"]
+
+
 def _verify(path: Path) -> str | None:
     """None if ``path`` is a readable image, else 'missing' or the reason it is broken."""
     from PIL import Image, UnidentifiedImageError
@@ -102,17 +125,6 @@ def _verify(path: Path) -> str | None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
-
-
-def parse_shots(text: str) -> list[int]:
-    """'1,5' -> [1, 5]."""
-    try:
-        shots = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserInputError(f"--shots {text!r} is not a list of integers; use e.g. 1,5") from None
-    if not shots or any(s < 1 for s in shots):
-        raise UserInputError(f"--shots {text!r} needs positive integers; use e.g. 1,5")
-    return shots
 
 
 def episode_list_name(name: str, fold: int, split: str, shot: int, seed: int) -> str:
@@ -135,10 +147,7 @@ def write_episode_lists(cls: type[FewShotDataset], root: str | Path, options: di
     rows = []
     for fold in folds:
         for shot in shots:
-            opts = dict(options)
-            if opts.get("membership") == "peers":  # the peers' LVIS folds depend on the shot
-                opts["shot"] = shot
-            dataset = cls.create(root, fold, split, **opts)
+            dataset = cls.create(root, fold, split, **cls.options_for_shot(options, shot))
             episodes = dataset.episodes(shot, seed=seed, count=count)
             name = episode_list_name(cls.name, fold, dataset.split, shot, seed)
             path = write_episode_list(out if single else out / name, dataset, episodes, shot, seed)

@@ -7,8 +7,9 @@ Reads ``<coco_root>/annotations/instances_{train,val}2014.json`` and writes, und
   Overlapping instances: instances are painted from the largest area to the smallest, so the
   smaller object stays on top (a person on a couch keeps its pixels). Crowd regions count as
   their class.
-- ``splits/{trn,val}/fold{0..3}.pkl``: HSNet's split files, ``{class index: ['val2014/<file>', ...]}``
-  with all 80 keys; ``val/fold f`` lists fold f's classes {f + 4v}, ``trn/fold f`` the other 60.
+- ``splits/{trn,val}/fold{0..3}.pkl``: HSNet's split files,
+  ``{class index: ['val2014/<file>', ...]}`` with all 80 keys; ``val/fold f`` lists fold f's
+  classes {f + 4v}, ``trn/fold f`` the other 60.
   An image is listed for a class when the class covers at least ``min_pixels`` pixels of its
   final mask (default 2 x 32 x 32, PFENet's filter, which the HSNet lists are derived from).
 
@@ -23,22 +24,17 @@ import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
+from sansa_cli.artifacts.files import write_bytes_atomic
+from sansa_cli.datasets.base import Track, no_track
 from sansa_cli.datasets.coco20i import NUM_CLASSES, fold_classes
 from sansa_cli.datasets.segmentation import segmentation_mask
 from sansa_cli.errors import DatasetError, MissingFileError
-from sansa_cli.artifacts.files import write_bytes_atomic
 
 SPLITS = {"train2014": "trn", "val2014": "val"}
 DEFAULT_MIN_PIXELS = 2 * 32 * 32
-Track = Callable[[Iterable, int, str], Iterable]
-
-
-def _no_track(items: Iterable, total: int, description: str) -> Iterable:
-    return items
 
 
 @dataclass
@@ -53,6 +49,13 @@ class BuildReport:
     skipped_splits: list[str] = field(default_factory=list)
     split_files: list[Path] = field(default_factory=list)
 
+    def summary(self) -> tuple[str, ...]:
+        """Lines for ``sansa prepare``'s summary."""
+        images = ", ".join(f"{n} {split}" for split, n in self.images.items())
+        return (f"coco20i masks in {self.out / 'annotations'}: {self.written} written, "
+                f"{self.kept} kept from an earlier run ({images} annotated images)",
+                *(f"no instances_{split}.json: {split} skipped" for split in self.skipped_splits))
+
 
 def instance_json(coco_root: Path, split: str) -> Path:
     return coco_root / "annotations" / f"instances_{split}.json"
@@ -63,16 +66,16 @@ def has_instance_json(coco_root: Path) -> bool:
 
 
 def build_coco20i(coco_root: str | Path, out: str | Path | None = None,
-                  min_pixels: int = DEFAULT_MIN_PIXELS, track: Track = _no_track) -> BuildReport:
+                  min_pixels: int = DEFAULT_MIN_PIXELS, track: Track = no_track) -> BuildReport:
     """Write HSNet-layout masks and split files for every COCO 2014 split whose JSON exists."""
     coco_root = Path(coco_root).expanduser()
     out = Path(out).expanduser() if out is not None else coco_root
     if not coco_root.is_dir():
-        raise MissingFileError(f"COCO root {coco_root} is not a folder; pass it with --coco-root")
+        raise MissingFileError(f"COCO root {coco_root} is not a folder; pass it with --data-root")
     if not has_instance_json(coco_root):
         raise MissingFileError(
             f"no {instance_json(coco_root, 'val2014')} (or train2014); download COCO 2014 "
-            "annotations into <coco-root>/annotations/"
+            "annotations into <data-root>/annotations/"
         )
     report = BuildReport(out)
     for split, short in SPLITS.items():

@@ -44,7 +44,8 @@ def merged_mask(segmentations: Iterable[Any], height: int, width: int) -> np.nda
     for segmentation in segmentations:
         part = segmentation_mask(segmentation, height, width)
         if part.shape != mask.shape:
-            raise DatasetError(f"a segmentation is {part.shape[1]}x{part.shape[0]} but its image is "
-                               f"{width}x{height}; the annotation file does not match the images")
+            raise DatasetError(f"a segmentation is {part.shape[1]}x{part.shape[0]} but its image "
+                               f"is {width}x{height}; the annotation file does not match the "
+                               "images")
         mask |= part
     return mask

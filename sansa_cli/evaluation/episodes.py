@@ -66,7 +66,7 @@ def _references(dataset: FewShotDataset, episode: Episode, images: dict, prompt:
     from sansa_cli.core.references import Reference
 
     refs, kinds = [], []
-    for j, support in enumerate(episode.supports):
+    for j, support in enumerate(episode.references):
         mask = dataset.load_mask(support, episode.class_id) == 1
         marking = sample_prompt(prompt, mask, seed, episode.index, j)
         kind = prompt_name(marking)
@@ -85,21 +85,21 @@ def run_episode(model, dataset: FewShotDataset, episode: Episode, cache: Feature
     start = time.perf_counter()
     if model.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(model.device)
-    keys = [*episode.supports, episode.query]
+    keys = [*episode.references, episode.target]
     images = {key: dataset.load_image(key) for key in dict.fromkeys(keys)}
     hits_before = cache.hits
     frames = cache.frames(keys, lambda missing: model.encode_images([images[k] for k in missing]),
                           model.device)
     refs, kinds = _references(dataset, episode, images, prompt, seed)
-    shot = len(episode.supports)
+    shot = len(episode.references)
     memory = model.memory_from_features(frames.select(list(range(shot))), refs)
-    query = images[episode.query]
+    query = images[episode.target]
     shape = canvas_shape(canvas, query.height, query.width)
     prediction = model.segment_features(memory, frames.select([shot]), [shape])[0]
-    truth = resize_nearest(dataset.load_mask(episode.query, episode.class_id), shape)
+    truth = resize_nearest(dataset.load_mask(episode.target, episode.class_id), shape)
     counts = episode_counts(prediction.mask, truth)
     row = {
-        "index": episode.index, "class": episode.class_id, "query": episode.query,
+        "index": episode.index, "class": episode.class_id, "query": episode.target,
         "fg_intersection": counts.fg_intersection, "fg_union": counts.fg_union,
         "bg_intersection": counts.bg_intersection, "bg_union": counts.bg_union,
         "iou": round(counts.iou, 6), "prompts": kinds,

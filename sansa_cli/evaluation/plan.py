@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from sansa_cli.core.parsing import key_values, parse_int_list, parse_shots
 from sansa_cli.datasets.base import Episode, FewShotDataset
-from sansa_cli.core.parsing import key_values
 from sansa_cli.errors import MissingFileError, UserInputError
 
 
@@ -69,23 +69,6 @@ class EvalPlan:
     options: dict[str, Any]
 
 
-def parse_int_list(text: str, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UserInputError(f"{what} {text!r} is not a list of integers; use e.g. 1,5") from None
-    if not values:
-        raise UserInputError(f"{what} {text!r} is empty; use e.g. 1,5")
-    return sorted(dict.fromkeys(values))
-
-
-def parse_shots(text: str) -> list[int]:
-    shots = parse_int_list(text, "--shots")
-    if any(s < 1 for s in shots):
-        raise UserInputError(f"--shots {text!r} needs positive integers; use e.g. 1,5")
-    return shots
-
-
 def parse_canvas(text: str | None, default: int | None) -> int | None:
     """``--canvas``: a square side in pixels, or ``original``; None = the dataset's default."""
     if text is None:
@@ -110,7 +93,7 @@ def episode_hash(dataset: FewShotDataset, shot: int, episodes: list[Episode]) ->
     """SHA-256 of the canonical JSON of an episode list (same for a sampled and a frozen list)."""
     body = {"dataset": dataset.name, "fold": dataset.fold, "split": dataset.split, "shot": shot,
             "classes": list(dataset.classes),
-            "episodes": [[e.class_id, e.query, list(e.supports)] for e in episodes]}
+            "episodes": [[e.class_id, e.target, list(e.references)] for e in episodes]}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -139,10 +122,7 @@ def resolve_adapters(value: str, folds: list[int]) -> dict[int, Path | None]:
 
 
 def _dataset(cls, job: EvalJob, fold: int, shot: int, options: dict) -> FewShotDataset:
-    opts = dict(options)
-    if opts.get("membership") == "peers":  # the peers' LVIS folds depend on the shot
-        opts["shot"] = shot
-    return cls.create(job.data_root, fold, job.split, **opts)
+    return cls.create(job.data_root, fold, job.split, **cls.options_for_shot(options, shot))
 
 
 def _listed(job: EvalJob, cls, dataset: FewShotDataset, shot: int) -> tuple[list[Episode], str]:
@@ -155,7 +135,8 @@ def _listed(job: EvalJob, cls, dataset: FewShotDataset, shot: int) -> tuple[list
         if not (path / name).is_file():
             raise MissingFileError(
                 f"no episode list {name} in {path}; write it with `sansa prepare {cls.name} "
-                f"--root DIR --episodes --seed {job.seed} --out {path}` or pass another --episodes")
+                f"--data-root DIR --episodes --seed {job.seed} --out {path}` or pass another "
+                "--episodes")
         path = path / name
     listed = read_episode_list(path, dataset, shot)
     return list(listed.episodes), str(path)

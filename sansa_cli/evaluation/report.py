@@ -128,10 +128,10 @@ def write_sheet(path: Path, dataset, episode, prompts: list, prediction: np.ndar
     from sansa_cli.visualize.pictures import episode_sheet, png_bytes
 
     references = [(dataset.load_image(support), dataset.load_mask(support, episode.class_id) == 1,
-                   prompt) for support, prompt in zip(episode.supports, prompts)]
+                   prompt) for support, prompt in zip(episode.references, prompts)]
     title = (f"{dataset.name} fold {dataset.fold} episode {episode.index}: "
-             f"{dataset.class_name(episode.class_id)}, {len(episode.supports)}-shot, "
+             f"{dataset.class_name(episode.class_id)}, {len(episode.references)}-shot, "
              f"IoU {100 * iou:.1f}")
-    sheet = episode_sheet(references, dataset.load_image(episode.query), prediction, truth, title)
+    sheet = episode_sheet(references, dataset.load_image(episode.target), prediction, truth, title)
     write_bytes_atomic(path, png_bytes(sheet))
 

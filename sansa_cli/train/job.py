@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sansa_cli.errors import UserInputError
 from sansa_cli.core.parsing import key_values
+from sansa_cli.errors import UserInputError
 
 ADAPTER_FLAGS = ("bottleneck", "stages", "rank", "alpha", "adapter_option")
 

@@ -11,17 +11,24 @@ from pathlib import Path
 
 import torch
 
-from sansa_cli.artifacts.train_checkpoint import (restore_training_checkpoint,
-                                                  save_training_checkpoint)
+from sansa_cli.artifacts.train_checkpoint import (
+    restore_training_checkpoint,
+    save_training_checkpoint,
+)
 from sansa_cli.core import distributed
+from sansa_cli.core.choices import DEFAULT_RESIZE
 from sansa_cli.core.device import autocast
 from sansa_cli.errors import SansaError, UserInputError
 from sansa_cli.train.chain import EpisodeChain
 from sansa_cli.train.config import TrainConfig, save_config
 from sansa_cli.train.display import TrainDisplay
 from sansa_cli.train.episode_data import EpisodeTensors, epoch_episodes, rank_indices
-from sansa_cli.train.setup import (build_parts, frozen_mode, optimizer_and_schedule,
-                                   resolve_precision)
+from sansa_cli.train.setup import (
+    build_parts,
+    frozen_mode,
+    optimizer_and_schedule,
+    resolve_precision,
+)
 
 
 class TrainingDiverged(SansaError, RuntimeError):
@@ -145,7 +152,7 @@ class Run:
         indices = rank_indices(first_step, parts.steps_per_epoch, config.batch_size, ctx.rank,
                                ctx.world)
         data = EpisodeTensors(parts.dataset, episodes, indices, int(parts.sam.image_size),
-                              "pil-bicubic", config.augment, config.seed, epoch, config.prompt)
+                              DEFAULT_RESIZE, config.augment, config.seed, epoch, config.prompt)
         return torch.utils.data.DataLoader(data, batch_size=config.batch_size // ctx.world,
                                            shuffle=False, num_workers=config.workers)
 

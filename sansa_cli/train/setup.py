@@ -60,8 +60,10 @@ def build_parts(config: TrainConfig, ctx, device) -> Parts:
     from sansa_cli import registry
 
     sam, strategy, trainable, base = build_model(config, ctx, device)
-    dataset = registry.load("dataset", config.dataset).create(
-        config.data_root, config.fold, "train", **config.dataset_options)
+    cls = registry.load("dataset", config.dataset)
+    # Where fold membership depends on the shot, the held-out classes are the validation shot's.
+    options = cls.options_for_shot(config.dataset_options, config.val_shot)
+    dataset = cls.create(config.data_root, config.fold, "train", **options)
     if config.batch_size % ctx.world:
         raise UserInputError(f"global batch size {config.batch_size} does not split over "
                              f"{ctx.world} processes; use a multiple of {ctx.world}")

@@ -17,8 +17,8 @@ class Validator:
         from sansa_cli import registry
 
         cls = registry.load("dataset", config.dataset)
-        self.dataset = cls.create(config.data_root, config.fold, cls.eval_split,
-                                  **config.dataset_options)
+        options = cls.options_for_shot(config.dataset_options, config.val_shot)
+        self.dataset = cls.create(config.data_root, config.fold, cls.eval_split, **options)
         self.episodes = self.dataset.episodes(config.val_shot, config.seed, config.val_episodes)
         self.mine = self.episodes[rank::world]
         self.canvas = self.dataset.default_canvas
@@ -26,10 +26,10 @@ class Validator:
 
     def score(self, sam, device, precision: str) -> float | None:
         """Class-wise mIoU (percent) on rank 0; None on the other processes."""
+        from sansa_cli.core.segmenter import SansaModel
         from sansa_cli.evaluation.cache import FeatureCache
         from sansa_cli.evaluation.episodes import run_episode
         from sansa_cli.evaluation.report import score
-        from sansa_cli.core.segmenter import SansaModel
         from sansa_cli.train.setup import frozen_mode
 
         sam.eval()  # adapters too: validation is inference

@@ -1,0 +1,1 @@
+"""Pictures: overlays, reference and episode sheets, PCA pictures of image-encoder features."""

@@ -171,7 +171,8 @@ def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: s
                     allow_base_mismatch: bool = False, base_model: str | None = None):
     """Apply the file's strategy to ``sam`` and load its weights, checking everything.
 
-    Returns the strategy instance and its parameters. A different base model name (``base_model``, when given) or
+    Returns the strategy instance and its parameters. A different base model name
+    (``base_model``, when given) or
     base checkpoint hash is an error unless ``allow_base_mismatch``; missing or unexpected
     tensors and wrong shapes are :class:`AdapterFileError` naming what was expected and found.
     """

@@ -63,7 +63,8 @@ def download(url: str, dest: str | Path, sha256: str | None = None, timeout: flo
     except OSError as exc:
         if isinstance(exc, DownloadError):
             raise
-        raise DownloadError(f"could not write {dest} ({exc}); free some space or {by_hand}") from exc
+        raise DownloadError(
+            f"could not write {dest} ({exc}); free some space or {by_hand}") from exc
     return dest
 
 

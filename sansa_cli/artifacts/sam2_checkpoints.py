@@ -39,7 +39,8 @@ def sam2_checkpoint(spec: BaseModelSpec, explicit: str | Path | None = None,
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise MissingFileError(f"SAM2 checkpoint {explicit} does not exist; check --sam2-checkpoint")
+            raise MissingFileError(
+                f"SAM2 checkpoint {explicit} does not exist; check --sam2-checkpoint")
         return path
     path = checkpoint_dir() / spec.checkpoint_filename
     if path.is_file():

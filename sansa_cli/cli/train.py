@@ -13,12 +13,15 @@ _FLAG = dict(show_default=False)
 
 
 def train(
-    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (config, log, "
-                                                "checkpoints, adapter.safetensors).", **_FLAG)] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this "
-                                                   "directory exactly where it stopped.", **_FLAG)] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of settings; flags "
-                                                   "given on the command line win.", **_FLAG)] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Run directory (config, log, checkpoints, adapter.safetensors).",
+        **_FLAG)] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        "--resume", help="Continue the run in this directory exactly where it stopped.",
+        **_FLAG)] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML file of settings; flags given on the command line win.",
+        **_FLAG)] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset plugin, e.g. "
                                                    "coco20i (see `sansa info`).", **_FLAG)] = None,
     data_root: Annotated[Optional[str], typer.Option("--data-root", help="Dataset folder.",
@@ -36,8 +39,9 @@ def train(
     sam2: Annotated[Optional[str], typer.Option("--sam2", help="Base SAM2 (default "
                                                 "sam2_hiera_large, the paper's).", **_FLAG)] = None,
     sam2_checkpoint: opt.Sam2Checkpoint = None,
-    seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Targets per episode J "
-                                                   "(default 3; 1 = the release's recipe).", **_FLAG)] = None,
+    seq_len: Annotated[Optional[int], typer.Option(
+        "--seq-len", help="Targets per episode J (default 3; 1 = the release's recipe).",
+        **_FLAG)] = None,
     loss: Annotated[Optional[str], typer.Option("--loss", help="bce-dice (paper, default) or "
                                                 "focal-dice (release).", **_FLAG)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (default 1e-4).",
@@ -51,11 +55,12 @@ def train(
                                                  "epochs.", **_FLAG)] = None,
     episodes_per_epoch: Annotated[Optional[int], typer.Option(
         "--episodes-per-epoch", help="Default: one per training image.", **_FLAG)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Global batch of "
-                                                      "episodes, split across processes (default 8).",
-                                                      **_FLAG)] = None,
-    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Random "
-                                                    "horizontal flips (off by default).", **_FLAG)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Global batch of episodes, split across processes (default 8).",
+        **_FLAG)] = None,
+    augment: Annotated[Optional[bool], typer.Option(
+        "--augment/--no-augment", help="Random horizontal flips (off by default).",
+        **_FLAG)] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", **_FLAG)] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="auto|cpu|cuda|mps.",
                                                   **_FLAG)] = None,
@@ -63,8 +68,9 @@ def train(
                                                      "else fp32)|fp32|bf16|fp16.", **_FLAG)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Data-loading processes.",
                                                    **_FLAG)] = None,
-    save_every: Annotated[Optional[int], typer.Option("--save-every", help="Steps between "
-                                                      "checkpoints (default: each epoch).", **_FLAG)] = None,
+    save_every: Annotated[Optional[int], typer.Option(
+        "--save-every", help="Steps between checkpoints (default: each epoch).",
+        **_FLAG)] = None,
     prompt: Annotated[Optional[str], typer.Option(
         "--prompt", help="How references are marked: mask (default), point, box, scribble, or "
         "mixed (a random one per reference, as the authors' universal model).", **_FLAG)] = None,

@@ -1,1 +1,2 @@
-"""The few-shot machinery: building SAM2, the pseudo-video, the model, images, prompts, references, devices."""
+"""The few-shot machinery: building SAM2, the pseudo-video, the model, images, prompts,
+references, devices."""

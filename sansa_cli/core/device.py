@@ -21,9 +21,11 @@ def resolve_device(name: str = "auto"):
     if name.startswith("cuda:") and cuda and name[5:].isdigit():
         return torch.device(name)  # a process's own GPU under torchrun
     if name.startswith("cuda") and not cuda:
-        raise UserInputError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+        raise UserInputError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
     if name == "mps" and not mps:
-        raise UserInputError("--device mps was asked for but Apple MPS is not available; use --device cpu")
+        raise UserInputError(
+            "--device mps was asked for but Apple MPS is not available; use --device cpu")
     if name not in ("cpu", "cuda", "mps"):
         raise UserInputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return torch.device(name)

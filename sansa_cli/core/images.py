@@ -40,7 +40,8 @@ def _open(src: ImageLike, what: str) -> Image.Image:
             img.load()
             return ImageOps.exif_transpose(img)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise UserInputError(f"{what} {path} cannot be read as an image ({exc}); re-export it") from exc
+        raise UserInputError(
+            f"{what} {path} cannot be read as an image ({exc}); re-export it") from exc
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
@@ -114,7 +115,8 @@ def reference_pair(image: ImageLike, mask: ImageLike) -> tuple[Image.Image, np.n
 def check_resize(resize: str) -> str:
     """``resize`` itself if it is one of :data:`~sansa_cli.core.choices.RESIZE_MODES`."""
     if resize not in RESIZE_MODES:
-        raise UserInputError(f"unknown resize mode {resize!r}; use one of {', '.join(RESIZE_MODES)}")
+        raise UserInputError(
+            f"unknown resize mode {resize!r}; use one of {', '.join(RESIZE_MODES)}")
     return resize
 
 

@@ -21,7 +21,8 @@ STOCK_MODELS: dict[str, tuple[str, str, str]] = {
     "sam2.1_hiera_large": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt", "092824"),
     "sam2_hiera_tiny": ("configs/sam2/sam2_hiera_t.yaml", "sam2_hiera_tiny.pt", "072824"),
     "sam2_hiera_small": ("configs/sam2/sam2_hiera_s.yaml", "sam2_hiera_small.pt", "072824"),
-    "sam2_hiera_base_plus": ("configs/sam2/sam2_hiera_b+.yaml", "sam2_hiera_base_plus.pt", "072824"),
+    "sam2_hiera_base_plus": (
+        "configs/sam2/sam2_hiera_b+.yaml", "sam2_hiera_base_plus.pt", "072824"),
     "sam2_hiera_large": ("configs/sam2/sam2_hiera_l.yaml", "sam2_hiera_large.pt", "072824"),
 }
 DEFAULT_SAM2 = "sam2.1_hiera_large"
@@ -76,7 +77,8 @@ def resolve_base(sam2: str, overrides: dict[str, Any] | None = None) -> BaseMode
             raise MissingFileError(f"SAM2 config file {sam2} does not exist; check the path")
         return BaseModelSpec(path.stem, str(path.resolve()), overrides)
     raise UserInputError(
-        f"unknown SAM2 model '{sam2}'; use one of {', '.join(STOCK_MODELS)} or a path to a SAM2 YAML"
+        f"unknown SAM2 model '{sam2}'; use one of {', '.join(STOCK_MODELS)} or a path to a "
+        "SAM2 YAML"
     )
 
 

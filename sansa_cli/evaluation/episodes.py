@@ -79,7 +79,8 @@ def _references(dataset: FewShotDataset, episode: Episode, images: dict, prompt:
 
 def run_episode(model, dataset: FewShotDataset, episode: Episode, cache: FeatureCache,
                 canvas: int | None, prompt: str = "mask", seed: int = 0) -> EpisodeResult:
-    """Predict and score one episode with ``model`` (a :class:`~sansa_cli.core.segmenter.SansaModel`)."""
+    """Predict and score one episode with ``model`` (a
+    :class:`~sansa_cli.core.segmenter.SansaModel`)."""
     import torch
 
     start = time.perf_counter()

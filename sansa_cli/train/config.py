@@ -56,7 +56,8 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise UserInputError(f"unknown loss {self.loss!r}; use {' or '.join(LOSSES)}")
         if self.precision not in PRECISIONS:
-            raise UserInputError(f"unknown precision {self.precision!r}; use {', '.join(PRECISIONS)}")
+            raise UserInputError(
+                f"unknown precision {self.precision!r}; use {', '.join(PRECISIONS)}")
         for name in ("seq_len", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"{name.replace('_', '-')} must be at least 1")

@@ -163,7 +163,8 @@ class Run:
             loss = self.chain(**batch).mean()
         self.optimizer.zero_grad(set_to_none=True)
         (self.scaler.scale(loss) if self.scaler else loss).backward()
-        mean_loss = float(distributed.all_reduce_sums({"loss": float(loss.detach())})["loss"]) / self.ctx.world
+        summed = distributed.all_reduce_sums({"loss": float(loss.detach())})["loss"]
+        mean_loss = float(summed) / self.ctx.world
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(
                 f"the loss became {mean_loss} at step {step + 1}; the last good checkpoint "

@@ -172,8 +172,8 @@ def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: s
     """Apply the file's strategy to ``sam`` and load its weights, checking everything.
 
     Returns the strategy instance and its parameters. A different base model name
-    (``base_model``, when given) or
-    base checkpoint hash is an error unless ``allow_base_mismatch``; missing or unexpected
+    (``base_model``, when given) or base checkpoint hash is an error unless
+    ``allow_base_mismatch``; missing or unexpected
     tensors and wrong shapes are :class:`AdapterFileError` naming what was expected and found.
     """
     from sansa_cli.artifacts.files import sha256_file

@@ -1,5 +1,6 @@
-"""Helpers for the adapter tests: tiny SAM2 builds, synthetic checkpoints in our training layout
-and in the SANSA release's layout, a throwaway third-party plugin distribution, a local server."""
+"""Helpers for the adapter tests: adapted tiny SAM2s, synthetic checkpoints in our training
+layout and in the SANSA release's layout, a throwaway third-party plugin distribution, a local
+server."""
 
 from __future__ import annotations
 
@@ -11,29 +12,32 @@ from pathlib import Path
 
 import torch
 
-TINY_YAML = Path(__file__).parent / "data" / "tiny_sam2.yaml"
+from tests.conftest import TINY_YAML, build_tiny
+
 TINY = str(TINY_YAML)
 
-# Options under which each built-in strategy matches nothing in a Hiera.
+# Options under which each built-in strategy matches nothing in a Hiera, and a fragment of the
+# error that names what matched nothing.
 MATCHES_NOTHING = {
-    "adaptformer": {"stages": (7,)},
-    "mona": {"stages": (7,)},
-    "lora": {"modules": ("attn.nothing",)},
-    "qkv": {"modules": ("nothing",)},
-    "full": {"include": r"nothing\..*"},
+    "adaptformer": ({"stages": (7,)}, "stages [7]"),
+    "mona": ({"stages": (7,)}, "stages [7]"),
+    "lora": ({"modules": ("attn.nothing",)}, "attn.nothing"),
+    "qkv": ({"modules": ("nothing",)}, "module nothing"),
+    "full": ({"include": r"nothing\..*"}, "include 'nothing"),
 }
 
 
-def build(seed: int = 0, overrides: dict | None = None):
-    """The tiny SAM2 (random weights from ``seed``, every parameter non-zero), in eval mode."""
-    from sansa_cli.core.sam2_base import build_sam2, resolve_base
+def adapted(name: str = "adaptformer", options: dict | None = None, seed: int = 3,
+            scale: float = 0.05):
+    """(model, strategy, trainable): the tiny SAM2 with strategy ``name`` injected and its
+    parameters perturbed away from their initial values (a fresh adapter is a no-op)."""
+    from sansa_cli.adapters.base import apply_strategy, build_strategy
 
-    torch.manual_seed(seed)
-    sam = build_sam2(resolve_base(TINY, overrides))
-    with torch.no_grad():
-        for p in sam.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    return sam
+    sam = build_tiny()
+    strategy = build_strategy(name, options)
+    trainable = apply_strategy(sam, strategy)
+    perturb(trainable, seed, scale)
+    return sam, strategy, trainable
 
 
 def images(seed: int = 1) -> torch.Tensor:
@@ -52,10 +56,10 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 
 @torch.no_grad()
-def perturb(params: dict, seed: int = 3) -> None:
+def perturb(params: dict, seed: int = 3, scale: float = 0.05) -> None:
     gen = torch.Generator().manual_seed(seed)
     for p in params.values():
-        p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+        p.add_(torch.randn(p.shape, generator=gen) * scale)
 
 
 def write_training_checkpoint(run_dir: Path, strategy: str, config: dict, adapter: dict,
@@ -154,9 +158,10 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve(directory: Path):
-    """Serve ``directory`` on 127.0.0.1 from a thread; returns (base URL, server)."""
-    handler = functools.partial(_Quiet, directory=str(directory))
+def serve(directory: Path | None = None, handler=None):
+    """Serve ``directory`` (or answer with the request ``handler`` class) on 127.0.0.1 from a
+    thread; returns (base URL, server). Stop it with ``server.shutdown()``."""
+    handler = handler or functools.partial(_Quiet, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}", server

@@ -12,11 +12,14 @@ from PIL import Image
 torch.set_num_threads(1)
 
 TINY_YAML = Path(__file__).parent / "data" / "tiny_sam2.yaml"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def build_tiny(seed: int = 0, overrides: dict | None = None):
-    """The tiny SAM2 with seeded random weights (and the video-predictor settings)."""
+    """The tiny SAM2 in eval mode, with seeded random weights (every parameter non-zero).
+
+    Its settings are those every sansa build uses: SAM2's video-predictor settings, then
+    ``overrides`` (dotted config keys, e.g. an adapter file's base settings) on top.
+    """
     from sansa_cli.core.sam2_base import VIDEO_PREDICTOR_SETTINGS, build_sam2, resolve_base
 
     torch.manual_seed(seed)
@@ -42,6 +45,12 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     torch.save({"model": build_tiny().state_dict()}, path)
     return path
+
+
+@pytest.fixture()
+def tiny_model_args(tiny_checkpoint) -> list:
+    """The command-line options that select the tiny SAM2 and its checkpoint on the CPU."""
+    return ["--sam2", TINY_YAML, "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"]
 
 
 def blob_image(path: Path, size=(96, 80), seed=0, center=None) -> Path:

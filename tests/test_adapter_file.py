@@ -11,18 +11,13 @@ from safetensors.torch import save_file
 from sansa_cli.artifacts.adapter_file import (
     AdapterInfo, attach_adapters, describe, read_adapter_info, save_adapter_file, tensor_summary,
 )
-from sansa_cli.adapters.base import apply_strategy, build_strategy
 from sansa_cli.errors import AdapterFileError, MissingFileError, PluginError
-from tests.adapters_fixtures import TINY, build, encode, images, perturb
-
-torch.set_num_threads(1)
+from tests.adapters_fixtures import TINY, adapted, encode, images
+from tests.conftest import build_tiny
 
 
 def adapter_file(tmp_path, name="adaptformer", options=None, sha="", **save):
-    sam = build()
-    strategy = build_strategy(name, options)
-    trainable = apply_strategy(sam, strategy)
-    perturb(trainable)
+    sam, strategy, trainable = adapted(name, options)
     info = AdapterInfo(name, dataclasses.asdict(strategy.config), TINY, sha)
     path = save_adapter_file(tmp_path / f"{name}.safetensors", trainable, info, **save)
     return path, info, {k: v.detach().clone() for k, v in trainable.items()}, sam
@@ -53,7 +48,7 @@ def test_reduced_precision_storage_loads_and_is_smaller(tmp_path, dtype, tol):
     assert summary["dtypes"] == [{"fp16": "F16", "bf16": "BF16", "fp32": "F32"}[dtype]]
     if dtype != "fp32":
         assert path.stat().st_size < 0.6 * path32.stat().st_size
-    fresh = build()
+    fresh = build_tiny()
     attach_adapters(fresh, path, read_adapter_info(path), None)
     assert next(p for p in fresh.parameters() if p.requires_grad).dtype == torch.float32
     for a, b in zip(expected, encode(fresh, x)):
@@ -103,7 +98,7 @@ def test_missing_or_unexpected_tensors(tmp_path, change):
     else:
         tensors["image_encoder.trunk.blocks.0.adapter.norm.weight"] = torch.ones(16)
     rewrite(path, tensors, info.metadata())
-    message = one_line_error(AdapterFileError, attach_adapters, build(), path, info, None)
+    message = one_line_error(AdapterFileError, attach_adapters, build_tiny(), path, info, None)
     assert f"1 {change}" in message and "check --sam2" in message
 
 
@@ -111,7 +106,7 @@ def test_wrong_ratio_names_both_ratios(tmp_path):
     path, info, _, _ = adapter_file(tmp_path, options={"bottleneck": 0.5})
     info.config["bottleneck"] = 0.3  # metadata now disagrees with the tensors
     rewrite(path, dict(read_tensors(path)), info.metadata())
-    message = one_line_error(AdapterFileError, attach_adapters, build(), path,
+    message = one_line_error(AdapterFileError, attach_adapters, build_tiny(), path,
                              read_adapter_info(path), None)
     assert "bottleneck 0.50" in message and "bottleneck 0.28" in message
 
@@ -120,7 +115,7 @@ def test_wrong_rank_names_both_ranks(tmp_path):
     path, info, _, _ = adapter_file(tmp_path, name="lora", options={"rank": 4})
     info.config["rank"] = 2
     rewrite(path, dict(read_tensors(path)), info.metadata())
-    message = one_line_error(AdapterFileError, attach_adapters, build(), path,
+    message = one_line_error(AdapterFileError, attach_adapters, build_tiny(), path,
                              read_adapter_info(path), None)
     assert "rank 4" in message and "rank 2" in message
 
@@ -128,7 +123,7 @@ def test_wrong_rank_names_both_ranks(tmp_path):
 @pytest.mark.parametrize("name", ["adaptformer", "lora", "mona"])
 def test_wrong_base_size(tmp_path, name):
     path, info, _, _ = adapter_file(tmp_path, name=name)
-    smaller = build(overrides={"model.image_encoder.trunk.embed_dim": 8,
+    smaller = build_tiny(overrides={"model.image_encoder.trunk.embed_dim": 8,
                                "model.image_encoder.neck.backbone_channel_list": [64, 32, 16, 8]})
     message = one_line_error(AdapterFileError, attach_adapters, smaller, path, info, None)
     assert "another SAM2 size" in message and TINY in message
@@ -136,30 +131,31 @@ def test_wrong_base_size(tmp_path, name):
 
 def test_wrong_base_model_name(tmp_path):
     path, info, _, _ = adapter_file(tmp_path)
-    message = one_line_error(AdapterFileError, attach_adapters, build(), path, info, None,
+    message = one_line_error(AdapterFileError, attach_adapters, build_tiny(), path, info, None,
                              base_model="sam2.1_hiera_large")
     assert "--allow-base-mismatch" in message
-    attach_adapters(build(), path, info, None, True, base_model="sam2.1_hiera_large")
+    attach_adapters(build_tiny(), path, info, None, True, base_model="sam2.1_hiera_large")
 
 
 def test_base_checkpoint_hash_mismatch(tmp_path):
     base = tmp_path / "base.pt"
     base.write_bytes(b"some other checkpoint")
     path, info, _, _ = adapter_file(tmp_path, sha="0" * 64)
-    message = one_line_error(AdapterFileError, attach_adapters, build(), path, info, base)
+    message = one_line_error(AdapterFileError, attach_adapters, build_tiny(), path, info, base)
     assert "000000000000" in message and "--allow-base-mismatch" in message
-    attach_adapters(build(), path, info, base, allow_base_mismatch=True)
+    attach_adapters(build_tiny(), path, info, base, allow_base_mismatch=True)
 
 
 def test_unknown_strategy_or_config_key(tmp_path):
     path, info, tensors, _ = adapter_file(tmp_path)
     bad = dataclasses.replace(info, strategy="nonexistent")
-    message = one_line_error(PluginError, attach_adapters, build(), path, bad, None)
+    message = one_line_error(PluginError, attach_adapters, build_tiny(), path, bad, None)
     assert "available: " in message and "adaptformer" in message
     bad = dataclasses.replace(info, config={**info.config, "wings": 2})
-    assert "wings" in one_line_error(AdapterFileError, attach_adapters, build(), path, bad, None)
+    message = one_line_error(AdapterFileError, attach_adapters, build_tiny(), path, bad, None)
+    assert "wings" in message
     bad = dataclasses.replace(info, config={**info.config, "stages": [9]})
-    message = one_line_error(AdapterFileError, attach_adapters, build(), path, bad, None)
+    message = one_line_error(AdapterFileError, attach_adapters, build_tiny(), path, bad, None)
     assert "stages [9]" in message
 
 

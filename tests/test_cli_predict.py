@@ -12,12 +12,7 @@ from tests.cli_helpers import assert_one_line_error, run_sansa
 from tests.conftest import TINY_YAML, blob_mask
 
 
-@pytest.fixture()
-def base_args(tiny_checkpoint):
-    return ["--sam2", TINY_YAML, "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"]
-
-
-def test_predict_writes_masks_overlays_and_summary(scene, base_args, capsys, monkeypatch):
+def test_predict_writes_masks_overlays_and_summary(scene, tiny_model_args, capsys, monkeypatch):
     import sansa_cli.core.images
 
     (r0, m0), (r1, m1) = scene["refs"][:2]
@@ -31,7 +26,7 @@ def test_predict_writes_masks_overlays_and_summary(scene, base_args, capsys, mon
     monkeypatch.setattr(sansa_cli.core.images, "_open", counting_open)
     code, stdout, err = run_sansa(
         ["predict", r0, m0, scene["dir"] / "targets", "--ref", r1, m1, "--out", out,
-         "--overlay", "--json", "--adapters", "none", "--batch-size", "3", *base_args],
+         "--overlay", "--json", "--adapters", "none", "--batch-size", "3", *tiny_model_args],
         capsys, monkeypatch)
     assert code == 0, err
     for target in scene["targets"]:
@@ -51,7 +46,8 @@ def test_predict_writes_masks_overlays_and_summary(scene, base_args, capsys, mon
     assert [t["image"] for t in summary["targets"]] == list(map(str, scene["targets"]))
 
 
-def test_python_api_matches_cli_masks(scene, tiny_checkpoint, capsys, monkeypatch):
+def test_python_api_matches_cli_masks(scene, tiny_checkpoint, tiny_model_args, capsys,
+                                      monkeypatch):
     from sansa_cli import load_model
 
     model = load_model(sam2=str(TINY_YAML), checkpoint=tiny_checkpoint, device="cpu")
@@ -61,8 +57,7 @@ def test_python_api_matches_cli_masks(scene, tiny_checkpoint, capsys, monkeypatc
     results = model.predict(references=[(pil_ref, array_mask)], targets=scene["targets"][:2])
     out = scene["dir"] / "api"
     code, _, err = run_sansa(["predict", ref_img, ref_mask, *scene["targets"][:2], "--out", out,
-                              "--adapters", "none", "--sam2", TINY_YAML,
-                              "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"],
+                              "--adapters", "none", *tiny_model_args],
                              capsys, monkeypatch)
     assert code == 0, err
     for target, result in zip(scene["targets"], results):
@@ -139,7 +134,7 @@ def test_help_does_not_import_torch():
     ["--box", "15,15,60,65"],
     ["--scribble", "SCRIBBLE"],
 ])
-def test_prompted_reference_through_the_cli(marking, scene, base_args, capsys, monkeypatch):
+def test_prompted_reference_through_the_cli(marking, scene, tiny_model_args, capsys, monkeypatch):
     ref, _mask = scene["refs"][0]
     strokes = np.zeros((80, 96), np.uint8)
     strokes[38:42, 25:50] = 255
@@ -147,7 +142,8 @@ def test_prompted_reference_through_the_cli(marking, scene, base_args, capsys, m
     marking = [str(scene["dir"] / "scribble.png") if m == "SCRIBBLE" else m for m in marking]
     out = scene["dir"] / "prompted"
     code, _, err = run_sansa(["predict", ref, *scene["targets"][:2], *marking, "--out", out,
-                              "--overlay", "--adapters", "none", *base_args], capsys, monkeypatch)
+                              "--overlay", "--adapters", "none", *tiny_model_args],
+                             capsys, monkeypatch)
     assert code == 0, err
     assert (out / f"{scene['targets'][0].stem}.png").is_file()
     with Image.open(out / f"{scene['targets'][0].stem}_overlay.png") as sheet:
@@ -162,21 +158,22 @@ def test_prompted_reference_through_the_cli(marking, scene, base_args, capsys, m
     (["--scribble", "EMPTY"], "empty"),
     (["--box", "1,1,5,5", "--points", "2,2"], "one way"),
 ])
-def test_bad_prompts(marking, fragment, scene, base_args, capsys, monkeypatch):
+def test_bad_prompts(marking, fragment, scene, tiny_model_args, capsys, monkeypatch):
     ref, _ = scene["refs"][0]
     Image.fromarray(np.zeros((80, 96), np.uint8)).save(scene["dir"] / "empty_scribble.png")
     marking = [str(scene["dir"] / "empty_scribble.png") if m == "EMPTY" else m for m in marking]
     code, _, err = run_sansa(["predict", ref, scene["targets"][0], *marking, "--adapters", "none",
-                              *base_args], capsys, monkeypatch)
+                              *tiny_model_args], capsys, monkeypatch)
     assert_one_line_error(code, err, fragment)
 
 
-def test_extra_references_take_prompts(scene, base_args, capsys, monkeypatch):
+def test_extra_references_take_prompts(scene, tiny_model_args, capsys, monkeypatch):
     (r0, m0), (r1, _m1) = scene["refs"][:2]
     out = scene["dir"] / "mixed"
     code, _, err = run_sansa(["predict", r0, m0, scene["targets"][0], "--ref", r1,
                               "box:5,5,40,40", "--ref", r1, "points:20,20|neg:2,2", "--out", out,
-                              "--json", "--adapters", "none", *base_args], capsys, monkeypatch)
+                              "--json", "--adapters", "none", *tiny_model_args],
+                             capsys, monkeypatch)
     assert code == 0, err
     summary = json.loads((out / "predictions.json").read_text())
     assert len(summary["references"]) == 3

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 
 import pytest
 
-from sansa_cli.core.sam2_base import resolve_base
-from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
 from sansa_cli.artifacts.download import download
+from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
+from sansa_cli.core.sam2_base import resolve_base
 from sansa_cli.errors import CheckpointError, DownloadError
+from tests.adapters_fixtures import serve
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 
@@ -33,11 +33,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    url, httpd = serve(handler=_Handler)
+    yield url
     httpd.shutdown()
+    httpd.server_close()
 
 
 def test_download_success_with_checksum(server, tmp_path):

@@ -1,4 +1,5 @@
-"""Two gloo processes under torchrun give the episodes and sums of a single-process run."""
+"""Two gloo processes under torchrun give the episodes and sums of a single-process run (slow),
+and the distributed helpers over a real gloo group (fast: a group of one process)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli_helpers import run_sansa
 from tests.eval_fixtures import episode_rows, eval_roots, model_args, read_results  # noqa: F401
 
 VOLATILE = {"rank", "seconds", "peak_memory_mb", "cached_frames"}
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(eval_roots, tiny_checkpoint, tmp_path, capsys, monkeypatch):
     root, _ = eval_roots["fss1000"]
     args = ["eval", "--dataset", "fss1000", "--data-root", str(root), "--shots", "1,2",
@@ -62,6 +66,7 @@ def _reduce_worker(rank: int, world: int, port: int, queue) -> None:
         distributed.teardown()
 
 
+@pytest.mark.slow
 def test_helpers_reduce_gather_and_broadcast_over_gloo():
     import socket
 
@@ -79,3 +84,48 @@ def test_helpers_reduce_gather_and_broadcast_over_gloo():
         assert counts == [[0, 3, 6], [9, 12, 15]] and loss == [0.25]
         assert shared == "from rank 0"
         assert gathered == ([0, 10] if rank == 0 else None)
+
+
+def _gloo_threads() -> list[str]:
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return [name for name in names if "gloo" in name]
+
+
+def test_helpers_over_a_gloo_group_of_one_process(monkeypatch):
+    """The helpers' collective paths (exact int64/float64 sums, gather on rank 0, broadcast)
+    run over a real gloo group, here of one process; teardown leaves the group and its
+    threads behind (a thread that outlives it can abort a finished torchrun worker)."""
+    import socket
+
+    import numpy as np
+    import torch._dynamo  # noqa: F401  (imported first, as distributed.init does)
+    import torch.distributed as dist
+
+    from sansa_cli.core import distributed
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        assert dist.is_initialized()
+        big = np.array([2**53 + 1], np.int64)  # exact only if not summed as float64
+        out = distributed.all_reduce_sums({"counts": big, "loss": np.array([0.25], np.float32)})
+        assert out["counts"].dtype == np.int64 and out["counts"].tolist() == [2**53 + 1]
+        assert out["loss"].dtype == np.float64 and out["loss"].tolist() == [0.25]
+        assert distributed.gather_to_main({"rank": 0}) == [{"rank": 0}]
+        assert distributed.broadcast_from_main(("from rank 0", 1)) == ("from rank 0", 1)
+        distributed.barrier()
+    finally:
+        distributed.teardown()
+    assert not dist.is_initialized()
+    if os.path.isdir("/proc/self/task"):
+        assert _gloo_threads() == []

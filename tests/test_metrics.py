@@ -70,3 +70,6 @@ def test_all_reduce_in_a_single_process_is_the_identity(monkeypatch):
     assert out["counts"].dtype == np.int64 and out["seconds"].dtype == np.float64
     np.testing.assert_array_equal(out["counts"], sums["counts"])
     assert distributed.gather_to_main("x") == ["x"] and distributed.is_main()
+    assert distributed.broadcast_from_main("x") == "x"
+    distributed.barrier()  # no group: returns at once
+    distributed.teardown()  # no group: nothing to leave

@@ -9,17 +9,15 @@ import torch
 
 from sansa_cli.artifacts.adapter_file import attach_adapters, read_adapter_info
 from sansa_cli.adapters.base import apply_strategy, build_strategy
-from sansa_cli.core.sam2_base import VIDEO_PREDICTOR_SETTINGS
 from sansa_cli.errors import AdapterFileError, DownloadError, MissingFileError
 from sansa_cli.artifacts.official import (
     RELEASE_OVERRIDES, block_dims, convert_official, convert_state, hiera_blocks, infer_ratio,
 )
 from tests.adapters_fixtures import (
-    TINY, TINY_DIMS, TINY_STAGE_BLOCKS, build, encode, images, official_state, serve,
-    write_official,
+    TINY, TINY_DIMS, TINY_STAGE_BLOCKS, encode, images, official_state, serve, write_official,
 )
+from tests.conftest import build_tiny
 
-torch.set_num_threads(1)
 
 HIERA_L_DIMS = block_dims(144, [2, 6, 36, 4])
 HIERA_L_ENDS = [1, 7, 43, 47]
@@ -68,14 +66,14 @@ def test_conversion_round_trip_reproduces_the_release_model(tmp_path, ratio, cha
     assert info.extra["image_resize"] == "antialias-bilinear"
     assert info.extra["epoch"] == "4"
 
-    overrides = {**VIDEO_PREDICTOR_SETTINGS, **info.base_overrides}  # as load_model merges them
-    expected_model = build(overrides=overrides)
+    # build_tiny puts the file's base settings over the video-predictor ones, as load_model does
+    expected_model = build_tiny(overrides=info.base_overrides)
     trainable = apply_strategy(expected_model, build_strategy("adaptformer", {"bottleneck": ratio}))
     with torch.no_grad():
         for key, value in state.items():
             ours = key.removeprefix("sam.").replace("adapter_layer_norm_before", "norm")
             trainable[ours].copy_(value)
-    loaded = build(overrides=overrides)
+    loaded = build_tiny(overrides=info.base_overrides)
     assert not loaded.pred_obj_scores
     attach_adapters(loaded, out, info, None)
     x = images()

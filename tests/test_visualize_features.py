@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from tests.cli_helpers import assert_one_line_error, run_sansa
-from tests.conftest import TINY_YAML, blob_image, blob_mask, build_tiny
+from tests.conftest import blob_image, blob_mask
 
 # Images of 96x80 (landscape) and 60x100 (portrait). A panel keeps the image's aspect with its
 # longer side 256 px: 256x213 and 154x256. A picture is one panel per column (image, frozen,
@@ -36,27 +34,12 @@ def classes(tmp_path):
     return tmp_path
 
 
-@pytest.fixture()
-def base_args(tiny_checkpoint):
-    return ["--sam2", TINY_YAML, "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"]
-
-
 @pytest.fixture(scope="module")
 def adapter_file(tmp_path_factory):
     """An AdaptFormer file for the tiny model with non-zero weights (a fresh one is a no-op)."""
-    from sansa_cli.artifacts.adapter_file import AdapterInfo, save_adapter_file
-    from sansa_cli.adapters.adaptformer import AdaptFormer
-    from sansa_cli.adapters.base import apply_strategy
+    from tests.eval_fixtures import adapter_file
 
-    strategy = AdaptFormer()
-    trainable = apply_strategy(build_tiny(), strategy)
-    gen = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for p in trainable.values():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.5)
-    info = AdapterInfo("adaptformer", json.loads(strategy.config_json()), str(TINY_YAML))
-    path = tmp_path_factory.mktemp("adapters") / "adaptformer.safetensors"
-    return save_adapter_file(path, trainable, info)
+    return adapter_file(tmp_path_factory.mktemp("adapters") / "adaptformer.safetensors")
 
 
 def run(args, capsys, monkeypatch):
@@ -67,11 +50,12 @@ def images_of(root):
     return [root / "images" / name / f"{name}{i}.png" for name in SIZES for i in range(2)]
 
 
-def test_pictures_and_scatter_with_masks(classes, base_args, capsys, monkeypatch):
+def test_pictures_and_scatter_with_masks(classes, tiny_model_args, capsys, monkeypatch):
     out = classes / "out"
     code, stdout, err = run([classes / "images" / "cat", classes / "images" / "dog",
                              "--masks", classes / "masks" / "cat",
-                             "--masks", classes / "masks" / "dog", "--out", out, *base_args],
+                             "--masks", classes / "masks" / "dog", "--out", out,
+                             *tiny_model_args],
                             capsys, monkeypatch)
     assert code == 0, err
     for image in images_of(classes):
@@ -83,25 +67,27 @@ def test_pictures_and_scatter_with_masks(classes, base_args, capsys, monkeypatch
     assert not list(out.glob("*.part"))
 
 
-def test_no_scatter_without_masks_and_deterministic(classes, base_args, capsys, monkeypatch):
+def test_no_scatter_without_masks_and_deterministic(classes, tiny_model_args, capsys,
+                                                    monkeypatch):
     pictures = []
     for name in ("a", "b"):
         out = classes / name
         code, _, err = run([classes / "images" / "cat", classes / "images" / "dog",
-                            "--out", out, *base_args], capsys, monkeypatch)
+                            "--out", out, *tiny_model_args], capsys, monkeypatch)
         assert code == 0, err
         assert not (out / "scatter.png").exists()
         pictures.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert len(pictures[0]) == 4 and pictures[0] == pictures[1]
 
 
-def test_adapters_add_a_column_and_a_scatter_panel(classes, base_args, adapter_file, capsys,
-                                                   monkeypatch):
+def test_adapters_add_a_column_and_a_scatter_panel(classes, tiny_model_args, adapter_file,
+                                                   capsys, monkeypatch):
     out, frozen = classes / "adapted", classes / "frozen"
     masks = ["--masks", classes / "masks" / "cat", "--masks", classes / "masks" / "dog"]
     for dest, extra in ((frozen, []), (out, ["--adapters", adapter_file])):
         code, _, err = run([classes / "images" / "cat", classes / "images" / "dog", *masks,
-                            "--classes", "cat,cat,dog,dog", "--out", dest, *base_args, *extra],
+                            "--classes", "cat,cat,dog,dog", "--out", dest, *tiny_model_args,
+                            *extra],
                            capsys, monkeypatch)
         assert code == 0, err
     with Image.open(out / "cat0_pca.png") as picture:
@@ -164,11 +150,11 @@ def _bad(classes, tmp_path, case):
 @pytest.mark.parametrize("case", ["count", "size", "empty", "one-image", "classes-count",
                                   "classes-without-masks", "missing", "missing-mask",
                                   "out-is-a-file"])
-def test_bad_input_is_one_line_and_writes_nothing(classes, base_args, tmp_path, case, capsys,
+def test_bad_input_is_one_line_and_writes_nothing(classes, tiny_model_args, tmp_path, case, capsys,
                                                   monkeypatch):
     args, fragment = _bad(classes, tmp_path, case)
     out = tmp_path / "out"
-    code, _, err = run([*args, "--out", out, *base_args], capsys, monkeypatch)
+    code, _, err = run([*args, "--out", out, *tiny_model_args], capsys, monkeypatch)
     assert_one_line_error(code, err, fragment)
     assert not out.is_dir()
 

@@ -82,3 +82,43 @@ def plan_outputs(out: Path, targets: list[Path], suffixes: tuple[str, ...], inpu
             raise UserInputError(f"writing {path} would overwrite an input file; "
                                  "choose another --out folder")
     return plan
+
+
+def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` if a run can create and write files in it; checked before any work.
+
+    Refuses an existing file, a path below a file, and a folder (or the nearest existing parent
+    of one to be created) that this process cannot write, naming ``flag``.
+    """
+    from sansa_cli.errors import UserInputError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"{flag} {path} is a file; give a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserInputError(f"{flag} {path} lies below the file {existing}; give a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"{flag} {path} is not writable ({existing} is read-only for this "
+                             "user); choose a folder you can write")
+    return path
+
+
+def finite_json(payload, indent: int | None = 2) -> str:
+    """``payload`` as JSON text in which NaN and infinities become null (standard JSON has
+    neither, and strict readers refuse them)."""
+    import json
+    import math
+
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(payload), indent=indent, allow_nan=False)

@@ -1,0 +1,61 @@
+"""``sansa predict --precision bf16|fp16``: autocast on the CPU, close to fp32."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.cli_helpers import run_sansa
+from tests.conftest import TINY_YAML
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory):
+    """Non-zero AdaptFormer adapters, so the adapter modules run under autocast too."""
+    from tests.eval_fixtures import adapter_file
+
+    return adapter_file(tmp_path_factory.mktemp("precision") / "adaptformer.safetensors")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_masks_are_written_and_close_to_fp32(
+        precision, scene, adapters, tiny_checkpoint, tiny_model_args, capsys, monkeypatch):
+    from sansa_cli import load_model
+
+    ref, mask = scene["refs"][0]
+    targets = scene["targets"][:2]
+    out = scene["dir"] / precision
+    code, _, err = run_sansa(["predict", ref, mask, *targets, "--out", out, "--json",
+                              "--adapters", adapters, "--precision", precision,
+                              *tiny_model_args], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads((out / "predictions.json").read_text())["precision"] == precision
+
+    results = {p: load_model(sam2=str(TINY_YAML), checkpoint=tiny_checkpoint, adapters=adapters,
+                             device="cpu", precision=p).predict([(ref, mask)], targets)
+               for p in ("fp32", precision)}
+    for target, low, full in zip(targets, results[precision], results["fp32"]):
+        written = np.asarray(Image.open(out / f"{target.stem}.png"))
+        with Image.open(target) as img:
+            assert written.shape == (img.height, img.width) == low.mask.shape
+        assert set(np.unique(written)) <= {0, 255}
+        np.testing.assert_array_equal(written > 0, low.mask)  # the CLI writes the API's mask
+        assert low.low_res_logits.shape == full.low_res_logits.shape
+        # autocast really ran at the lower precision, and stayed close to fp32
+        assert not np.array_equal(low.low_res_logits, full.low_res_logits)
+        scale = float(np.abs(full.low_res_logits).max())
+        assert float(np.abs(low.low_res_logits - full.low_res_logits).max()) < 0.05 * scale
+        assert (low.mask == full.mask).mean() > 0.98
+        assert low.predicted_iou == pytest.approx(full.predicted_iou, abs=0.01)
+        assert low.object_score == pytest.approx(full.object_score, abs=0.01)
+
+
+def test_unknown_precision_is_an_error():
+    from sansa_cli import load_model
+    from sansa_cli.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="unknown precision 'fp8'"):
+        load_model(sam2=str(TINY_YAML), precision="fp8", device="cpu", download=False)

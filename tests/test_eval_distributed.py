@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import run_sansa
+from tests.torchrun_worker import gloo_threads
 from tests.eval_fixtures import episode_rows, eval_roots, model_args, read_results  # noqa: F401
 
 VOLATILE = {"rank", "seconds", "peak_memory_mb", "cached_frames"}
@@ -86,17 +87,6 @@ def test_helpers_reduce_gather_and_broadcast_over_gloo():
         assert gathered == ([0, 10] if rank == 0 else None)
 
 
-def _gloo_threads() -> list[str]:
-    names = []
-    for task in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{task}/comm") as f:
-                names.append(f.read().strip())
-        except OSError:  # the thread ended meanwhile
-            pass
-    return [name for name in names if "gloo" in name]
-
-
 def test_helpers_over_a_gloo_group_of_one_process(monkeypatch):
     """The helpers' collective paths (exact int64/float64 sums, gather on rank 0, broadcast)
     run over a real gloo group, here of one process; teardown leaves the group and its
@@ -128,4 +118,4 @@ def test_helpers_over_a_gloo_group_of_one_process(monkeypatch):
         distributed.teardown()
     assert not dist.is_initialized()
     if os.path.isdir("/proc/self/task"):
-        assert _gloo_threads() == []
+        assert gloo_threads() == []

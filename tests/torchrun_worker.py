@@ -9,15 +9,11 @@ after finishing its work, so the worker exits with code 3 and names the threads.
 import os
 import sys
 
-from sansa_cli.cli.app import main
 
-sys.argv = ["sansa", *sys.argv[1:]]
-try:
-    main()
-    code = 0
-except SystemExit as exc:
-    code = exc.code
-if os.path.isdir("/proc/self/task"):
+def gloo_threads() -> list[str]:
+    """Names of this process's threads that belong to a gloo process group (Linux only)."""
+    if not os.path.isdir("/proc/self/task"):
+        return []
     names = []
     for task in os.listdir("/proc/self/task"):
         try:
@@ -25,9 +21,25 @@ if os.path.isdir("/proc/self/task"):
                 names.append(f.read().strip())
         except OSError:  # the thread ended meanwhile
             pass
-    left = [name for name in names if "gloo" in name]
+    return [name for name in names if "gloo" in name]
+
+
+def run(args: list[str]) -> int:
+    from sansa_cli.cli.app import main
+
+    sys.argv = ["sansa", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    left = gloo_threads()
     if left:
         print(f"rank {os.environ.get('RANK')}: threads of the process group still running "
               f"after the command: {left}", file=sys.stderr)
         code = code or 3
-sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

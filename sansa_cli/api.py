@@ -12,17 +12,20 @@ from pathlib import Path
 from sansa_cli.errors import UserInputError
 
 
-def load_model(sam2: str | None = None, checkpoint: str | Path | None = None,
-               adapters: str | Path | None = None, device: str = "auto",
+def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = None,
+               adapters: str | Path = "default", device: str = "auto",
                precision: str = "fp32", batch_size: int | None = None, download: bool = True,
-               allow_base_mismatch: bool = False, resize: str | None = None):
+               allow_base_mismatch: bool = False, resize: str | None = None, **renamed):
     """Build SAM2, load its checkpoint strictly, layer adapters on it, and wrap it for inference.
 
     Args:
         sam2: stock SAM2 name or a SAM2 YAML path. Default: the adapter file's base model, else
             ``sam2.1_hiera_large``.
-        checkpoint: SAM2 checkpoint; default ``checkpoints/<name>.pt`` (downloaded if missing).
-        adapters: an adapter ``.safetensors`` file, or None for frozen SAM2.
+        sam2_checkpoint: SAM2 checkpoint; default ``checkpoints/<name>.pt`` (downloaded if
+            missing), as ``--sam2-checkpoint``.
+        adapters: as ``--adapters``: ``"default"`` (the authors' universal model, fetched and
+            converted on first use), ``"none"`` (frozen SAM2) or an adapter ``.safetensors``
+            file.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
         batch_size: how many frames go through the image encoder at once (default: 1 on the
@@ -41,6 +44,8 @@ def load_model(sam2: str | None = None, checkpoint: str | Path | None = None,
     from sansa_cli.core.images import check_resize
     from sansa_cli.core.segmenter import SansaModel
 
+    if renamed:
+        _refuse_renamed(renamed)
     torch_device = resolve_device(device)
     if batch_size is None:
         batch_size = 1 if torch_device.type == "cpu" else 4
@@ -49,8 +54,35 @@ def load_model(sam2: str | None = None, checkpoint: str | Path | None = None,
     check_precision(precision)
     if resize is not None:
         check_resize(resize)
-    built = build_model(sam2, checkpoint=checkpoint, download=download, adapters=adapters,
+    adapter_file = resolve_adapters(adapters, download)
+    built = build_model(sam2, checkpoint=sam2_checkpoint, download=download, adapters=adapter_file,
                         device=torch_device, allow_base_mismatch=allow_base_mismatch)
     recorded = built.adapter_info.extra.get("image_resize") if built.adapter_info else None
     return SansaModel(built.sam, torch_device, precision, resize or recorded or DEFAULT_RESIZE,
                       built.strategy, built.spec.name, batch_size)
+
+
+def resolve_adapters(adapters: str | Path, download: bool = True) -> Path | None:
+    """The adapter file ``adapters`` names: ``"default"`` -> the universal adapter (made on
+    first use), ``"none"`` -> None (frozen SAM2), anything else -> that path."""
+    if adapters is None:
+        raise UserInputError("adapters=None is not a choice; use adapters='none' for frozen SAM2, "
+                             "'default' for the universal model, or a file")
+    if str(adapters).lower() == "none":
+        return None
+    if str(adapters).lower() == "default":
+        from sansa_cli.artifacts.universal_adapter import ensure_default_adapters
+
+        return ensure_default_adapters(download=download)
+    return Path(adapters)
+
+
+_RENAMED = {"checkpoint": "sam2_checkpoint"}
+
+
+def _refuse_renamed(given: dict) -> None:
+    name = sorted(given)[0]
+    if name in _RENAMED:
+        raise UserInputError(f"load_model({name}=...) is now load_model({_RENAMED[name]}=...), "
+                             f"as the --{_RENAMED[name].replace('_', '-')} option")
+    raise TypeError(f"load_model() got an unexpected keyword argument {name!r}")

@@ -50,7 +50,8 @@ def test_python_api_matches_cli_masks(scene, tiny_checkpoint, tiny_model_args, c
                                       monkeypatch):
     from sansa_cli import load_model
 
-    model = load_model(sam2=str(TINY_YAML), checkpoint=tiny_checkpoint, device="cpu")
+    model = load_model(sam2=str(TINY_YAML), sam2_checkpoint=tiny_checkpoint, adapters="none",
+                       device="cpu")
     ref_img, ref_mask = scene["refs"][0]
     pil_ref = Image.open(ref_img)
     array_mask = np.asarray(Image.open(ref_mask)) > 0
@@ -202,3 +203,20 @@ def test_default_model_is_used_without_adapters(scene, tiny_checkpoint, tmp_path
     summary = json.loads((out / "predictions.json").read_text())
     assert summary["adapters"] == "adaptformer" and summary["sam2"] == "tiny_sam2"
     assert summary["targets"][0]["object_score"] is None  # the release's base has no such head
+
+
+def test_python_api_speaks_the_cli_vocabulary(tiny_checkpoint):
+    """adapters='default' | 'none' | FILE and sam2_checkpoint=, as the CLI; old spellings are
+    refused with the new name."""
+    from sansa_cli import load_model
+    from sansa_cli.errors import MissingFileError, UserInputError
+
+    with pytest.raises(UserInputError, match="sam2_checkpoint="):
+        load_model(sam2=str(TINY_YAML), checkpoint=tiny_checkpoint, adapters="none")
+    with pytest.raises(UserInputError, match="adapters='none'"):
+        load_model(sam2=str(TINY_YAML), sam2_checkpoint=tiny_checkpoint, adapters=None)
+    with pytest.raises(MissingFileError, match="default SANSA model is missing"):
+        load_model(sam2=str(TINY_YAML), sam2_checkpoint=tiny_checkpoint, download=False)
+    model = load_model(sam2=str(TINY_YAML), sam2_checkpoint=tiny_checkpoint, adapters="none",
+                       device="cpu")
+    assert model.strategy is None

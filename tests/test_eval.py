@@ -153,7 +153,8 @@ def test_cached_features_give_the_predictions_of_uncached_ones(eval_roots, tiny_
     root, options = eval_roots["fss1000"]
     dataset = registry.load("dataset", "fss1000").create(root, 0, None, **options)
     episodes = dataset.episodes(3, seed=0, count=8)
-    model = load_model(sam2=str(TINY_YAML), checkpoint=tiny_checkpoint, device="cpu")
+    model = load_model(sam2=str(TINY_YAML), sam2_checkpoint=tiny_checkpoint, adapters="none",
+                       device="cpu")
     cached, uncached = FeatureCache(64), FeatureCache(0)
     for episode in episodes:
         a = run_episode(model, dataset, episode, cached, 518)

@@ -62,8 +62,8 @@ def test_predictions_are_those_of_the_code_before_the_refactoring(tmp_path):
     cases, targets = _cases(tmp_path)
     compared = 0
     for adapted in (True, False):
-        model = load_model(sam2=str(TINY_YAML), checkpoint=checkpoint,
-                           adapters=adapter if adapted else None, device="cpu")
+        model = load_model(sam2=str(TINY_YAML), sam2_checkpoint=checkpoint,
+                           adapters=adapter if adapted else "none", device="cpu")
         for name, references in cases.items():
             if not adapted and name not in ("k1", "box"):
                 continue

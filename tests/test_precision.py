@@ -34,8 +34,9 @@ def test_reduced_precision_masks_are_written_and_close_to_fp32(
     assert code == 0, err
     assert json.loads((out / "predictions.json").read_text())["precision"] == precision
 
-    results = {p: load_model(sam2=str(TINY_YAML), checkpoint=tiny_checkpoint, adapters=adapters,
-                             device="cpu", precision=p).predict([(ref, mask)], targets)
+    results = {p: load_model(sam2=str(TINY_YAML), sam2_checkpoint=tiny_checkpoint,
+                             adapters=adapters, device="cpu", precision=p
+                             ).predict([(ref, mask)], targets)
                for p in ("fp32", precision)}
     for target, low, full in zip(targets, results[precision], results["fp32"]):
         written = np.asarray(Image.open(out / f"{target.stem}.png"))

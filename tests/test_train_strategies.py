@@ -30,7 +30,7 @@ def test_a_step_changes_only_the_strategy_parameters_and_the_file_loads(name, se
     for key in set(after) - set(initial):  # everything else is bit-identical
         assert torch.equal(after[key].cpu(), before[key]), key
 
-    model = load_model(checkpoint=setup["ckpt"], adapters=path, device="cpu")
+    model = load_model(sam2_checkpoint=setup["ckpt"], adapters=path, device="cpu")
     assert model.strategy.name == name
     loaded = model.strategy.trainable_parameters(model.sam)
     assert set(loaded) == set(trained)

@@ -58,7 +58,7 @@ def predict(
                                       scribble)
     run_predict(PredictJob(
         references=[first] + _pairs(ref or [], ref_markings or []), targets=targets, out=out,
-        overlay=overlay, json=json_summary, adapters=adapters, sam2=sam2,
+        overlay=overlay, json=json_summary, adapters=adapters or "default", sam2=sam2,
         sam2_checkpoint=sam2_checkpoint, device=device.value, precision=precision.value,
         batch_size=batch_size, allow_base_mismatch=allow_base_mismatch,
     ))

@@ -122,7 +122,8 @@ class _Runner:
         from sansa_cli.api import load_model
 
         job = self.plan.job
-        model = load_model(sam2=self.sam2, checkpoint=self.checkpoint, adapters=adapter,
+        model = load_model(sam2=self.sam2, sam2_checkpoint=self.checkpoint,
+                           adapters="none" if adapter is None else adapter,
                            device=self.device.type, precision=job.precision,
                            batch_size=job.batch_size, download=False,
                            allow_base_mismatch=job.allow_base_mismatch)

@@ -16,23 +16,13 @@ class PredictJob:
     out: Path | None = None
     overlay: bool = False
     json: bool = False
-    adapters: str | None = None
+    adapters: str = "default"  # "default" | "none" | a file, as load_model takes it
     sam2: str | None = None
     sam2_checkpoint: Path | None = None
     device: str = "auto"
     precision: str = "fp32"
     batch_size: int | None = None  # None: the device's default (see load_model)
     allow_base_mismatch: bool = False
-
-
-def _adapter_path(value: str | None) -> Path | None:
-    if value is not None and value.lower() == "none":
-        return None
-    if value is None:
-        from sansa_cli.artifacts.universal_adapter import ensure_default_adapters
-
-        return ensure_default_adapters()
-    return Path(value)
 
 
 def _check_targets(targets: list[Path]) -> None:
@@ -68,8 +58,8 @@ def run_predict(job: PredictJob) -> None:
 
     from sansa_cli.api import load_model
 
-    model = load_model(sam2=job.sam2, checkpoint=job.sam2_checkpoint,
-                       adapters=_adapter_path(job.adapters), device=job.device,
+    model = load_model(sam2=job.sam2, sam2_checkpoint=job.sam2_checkpoint,
+                       adapters=job.adapters, device=job.device,
                        precision=job.precision, batch_size=job.batch_size,
                        allow_base_mismatch=job.allow_base_mismatch)
     start = time.perf_counter()

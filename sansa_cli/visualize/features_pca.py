@@ -266,7 +266,8 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         for title, base, adapter_file in runs:  # one model in memory at a time
-            model = load_model(sam2=base, checkpoint=checkpoint, adapters=adapter_file,
+            model = load_model(sam2=base, sam2_checkpoint=checkpoint,
+                               adapters="none" if adapter_file is None else adapter_file,
                                device=device, precision=precision, batch_size=batch_size,
                                resize=resize)
             resize = model.resize  # the frozen model sees the pixels the adapted one saw

@@ -45,7 +45,9 @@ def _attach(block: nn.Module, adapter: AdaptFormerAdapter) -> None:
     sam2's block computes ``x + mlp(norm2(x))``. Both module instances get a subclass of their
     own class (parameters, names and state dict unchanged): ``norm2`` hands the stream through
     and the MLP normalises it itself and adds the adapter's output, so the block computes
-    ``x + mlp(norm2(x)) + adapter(x)`` with no state kept between calls.
+    ``x + mlp(norm2(x)) + adapter(x)`` with no state kept between calls. A consequence worth
+    knowing: on an adapted block, calling ``block.norm2`` by itself (a hook or a feature probe)
+    returns its input; ``block.norm2.normalize(x)`` is the LayerNorm.
     """
     block.adapter = adapter
     norm, mlp = block.norm2, block.mlp

@@ -39,6 +39,15 @@ def build_tiny(seed: int = 0, overrides: dict | None = None):
     return sam
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """sansa's cache (checkpoint hashes) in a temporary folder, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SANSA_CACHE", str(tmp_path_factory.mktemp("sansa-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint of the tiny SAM2 in the stock layout ({'model': state_dict})."""

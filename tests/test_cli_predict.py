@@ -197,8 +197,8 @@ def test_default_model_is_used_without_adapters(scene, tiny_checkpoint, tmp_path
     ref, mask = scene["refs"][0]
     out = tmp_path / "default"
     code, _, err = run_sansa(["predict", ref, mask, scene["targets"][0], "--out", out, "--json",
-                              "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"],
-                             capsys, monkeypatch)
+                              "--sam2", TINY, "--sam2-checkpoint", tiny_checkpoint,
+                              "--device", "cpu"], capsys, monkeypatch)
     assert code == 0, err
     summary = json.loads((out / "predictions.json").read_text())
     assert summary["adapters"] == "adaptformer" and summary["sam2"] == "tiny_sam2"

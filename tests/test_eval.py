@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sansa_cli import registry
-from sansa_cli.artifacts.files import sha256_file
+from sansa_cli.artifacts.hashing import sha256_file
 from tests.cli_helpers import run_sansa
 from tests.eval_fixtures import (  # noqa: F401  (fixtures)
     adapter_file, episode_rows, eval_roots, model_args, read_results,

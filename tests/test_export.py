@@ -10,7 +10,7 @@ import torch
 from sansa_cli import registry
 from sansa_cli.artifacts.adapter_file import (attach_adapters, load_adapter_tensors,
                                               read_adapter_info)
-from sansa_cli.artifacts.files import sha256_file
+from sansa_cli.artifacts.hashing import sha256_file
 from sansa_cli.artifacts.official import block_dims
 from sansa_cli.errors import PluginError
 from tests.adapters_fixtures import (

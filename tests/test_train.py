@@ -10,6 +10,7 @@ import torch
 
 from sansa_cli.train.loop import Run, TrainingDiverged
 from tests.cli_helpers import assert_one_line_error, run_sansa
+from tests.conftest import TINY_YAML
 from tests.train_fixtures import (adapter_tensors, config, latest_checkpoint, log_rows,
                                   setup)  # noqa: F401  (setup is a fixture)
 
@@ -28,7 +29,8 @@ def test_only_adapters_change_and_the_file_works(setup, tmp_path):
     assert any(k.endswith("up_proj.weight") and v.abs().sum() > 0 for k, v in trained.items())
     rows = log_rows(tmp_path / "run")
     assert [r["step"] for r in rows] == list(range(1, len(rows) + 1)) and len(rows) == 8
-    model = load_model(sam2_checkpoint=setup["ckpt"], adapters=path, device="cpu")
+    model = load_model(sam2=str(TINY_YAML), sam2_checkpoint=setup["ckpt"], adapters=path,
+                       device="cpu")
     image = setup["data"] / "images"
     first = sorted(p for p in image.rglob("*") if p.is_file())
     mask = sorted(p for p in (setup["data"] / "masks").rglob("*") if p.is_file())

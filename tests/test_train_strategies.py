@@ -7,6 +7,7 @@ import torch
 
 from sansa_cli import registry
 from sansa_cli.train.loop import Processes, Run
+from tests.conftest import TINY_YAML
 from tests.train_fixtures import adapter_tensors, config, setup  # noqa: F401  (setup: a fixture)
 
 
@@ -30,7 +31,8 @@ def test_a_step_changes_only_the_strategy_parameters_and_the_file_loads(name, se
     for key in set(after) - set(initial):  # everything else is bit-identical
         assert torch.equal(after[key].cpu(), before[key]), key
 
-    model = load_model(sam2_checkpoint=setup["ckpt"], adapters=path, device="cpu")
+    model = load_model(sam2=str(TINY_YAML), sam2_checkpoint=setup["ckpt"], adapters=path,
+                       device="cpu")
     assert model.strategy.name == name
     loaded = model.strategy.trainable_parameters(model.sam)
     assert set(loaded) == set(trained)

@@ -2,8 +2,14 @@
 
 Tensors are keyed by stock SAM2 module paths (``image_encoder.trunk.blocks.8.adapter...``) and may
 be stored in fp32, fp16 or bf16. String metadata carries the format version, the strategy name,
-its full config as JSON, the base SAM2 name, the base config overrides as JSON and the SHA-256 of
-the base checkpoint; any other string metadata lands in :attr:`AdapterInfo.extra`.
+its full config as JSON, the base SAM2 name, the base config overrides as JSON, the SHA-256 of
+the base checkpoint and the base's architecture fingerprint
+(:func:`sansa_cli.core.sam2_base.architecture_fingerprint`); any other string metadata lands in
+:attr:`AdapterInfo.extra`.
+
+A file is data: its base overrides may name only the SAM2 settings sansa writes
+(:func:`sansa_cli.core.sam2_base.check_file_settings`, when the metadata is read), its
+weights must be finite, and it loads only into a SAM2 of the recorded architecture.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sansa_cli.core.choices import STORAGE_DTYPES
+from sansa_cli.core.sam2_base import check_file_settings
 from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 
 FORMAT = "sansa-adapter"
@@ -30,6 +37,7 @@ class AdapterInfo:
     base_checkpoint_sha256: str = ""
     base_overrides: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    base_fingerprint: str = ""  # architecture_fingerprint of the base; "" in older files
 
     def metadata(self) -> dict[str, str]:
         return {
@@ -41,6 +49,7 @@ class AdapterInfo:
             "base_model": self.base_model,
             "base_checkpoint_sha256": self.base_checkpoint_sha256,
             "base_overrides": json.dumps(self.base_overrides, sort_keys=True),
+            "base_fingerprint": self.base_fingerprint,
         }
 
 
@@ -105,13 +114,16 @@ def read_adapter_info(path: str | Path) -> AdapterInfo:
     try:
         config = json.loads(meta["config"])
         overrides = json.loads(meta.get("base_overrides", "{}"))
+        fingerprint = meta.get("base_fingerprint", "")
         if not isinstance(config, dict) or not isinstance(overrides, dict):
             raise ValueError("config and base_overrides must be JSON objects")
+        if fingerprint and not _is_sha256(fingerprint):
+            raise ValueError(f"base_fingerprint {fingerprint[:80]!r} is not a SHA-256")
         reserved = AdapterInfo("", {}, "").metadata()
-        return AdapterInfo(
+        info = AdapterInfo(
             strategy=meta["strategy"], config=config, base_model=meta["base_model"],
             base_checkpoint_sha256=meta.get("base_checkpoint_sha256", ""),
-            base_overrides=overrides,
+            base_overrides=overrides, base_fingerprint=fingerprint,
             extra={k: v for k, v in meta.items() if k not in reserved},
         )
     except (KeyError, ValueError) as exc:
@@ -119,6 +131,12 @@ def read_adapter_info(path: str | Path) -> AdapterInfo:
             f"adapter file {path} has damaged metadata ({type(exc).__name__}: {exc}); "
             "export it again"
         ) from exc
+    info.base_overrides = check_file_settings(info.base_overrides, f"adapter file {path}")
+    return info
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def tensor_summary(path: str | Path) -> dict[str, Any]:
@@ -139,12 +157,19 @@ def tensor_summary(path: str | Path) -> dict[str, Any]:
 
 
 def load_adapter_tensors(path: str | Path) -> dict:
+    """The file's tensors; a NaN or infinite value is an :class:`AdapterFileError`."""
     from safetensors.torch import load_file
 
+    from sansa_cli.artifacts.weights import check_finite
+
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except Exception as exc:
         raise _open_error(Path(path), exc) from exc
+    check_finite(tensors, path, "adapter file", AdapterFileError,
+                 "the training diverged or the file is damaged: export it again from a good "
+                 "checkpoint")
+    return tensors
 
 
 def make_strategy(name: str, config: dict[str, Any], source: str):
@@ -171,31 +196,59 @@ def attach_adapters(sam, path: str | Path, info: AdapterInfo, base_checkpoint: s
                     allow_base_mismatch: bool = False, base_model: str | None = None):
     """Apply the file's strategy to ``sam`` and load its weights, checking everything.
 
-    Returns the strategy instance and its parameters. A different base model name
-    (``base_model``, when given) or base checkpoint hash is an error unless
-    ``allow_base_mismatch``; missing or unexpected
-    tensors and wrong shapes are :class:`AdapterFileError` naming what was expected and found.
-    """
-    from sansa_cli.artifacts.files import sha256_file
+    ``sam`` is the SAM2 as built, before any strategy is attached. Returns the strategy
+    instance and its parameters. Checks, each an :class:`AdapterFileError` naming it:
 
+    - the architecture: when the file records a base fingerprint, ``sam`` must have the same
+      (:func:`~sansa_cli.core.sam2_base.architecture_fingerprint`), whatever ``--sam2`` was;
+      ``allow_base_mismatch`` does not lift this;
+    - the base model name (``base_model``, a stock name given by the user) and the base
+      checkpoint hash (when the file records one): errors unless ``allow_base_mismatch``;
+    - missing or unexpected tensors, wrong shapes, NaN or infinite weights.
+    """
+    check_architecture(sam, path, info)
     if base_model and base_model != info.base_model and not allow_base_mismatch:
         raise AdapterFileError(
             f"adapter file {path} was trained on {info.base_model}, but the model is {base_model}; "
             "drop --sam2 (the file's base model is the default) or pass --allow-base-mismatch"
         )
     if base_checkpoint is not None and info.base_checkpoint_sha256 and not allow_base_mismatch:
-        found = sha256_file(base_checkpoint)
-        if found != info.base_checkpoint_sha256:
-            raise AdapterFileError(
-                f"adapter file {path} was trained on a base checkpoint with SHA-256 "
-                f"{info.base_checkpoint_sha256[:12]}..., but {base_checkpoint} has "
-                f"{found[:12]}...; "
-                "use the matching checkpoint or pass --allow-base-mismatch"
-            )
+        check_base_checkpoint(path, info, base_checkpoint)
     strategy = make_strategy(info.strategy, info.config, f"adapter file {path}")
     trainable = apply_to(sam, strategy, f"adapter file {path} (made for {info.base_model})")
     load_into(sam, strategy, trainable, load_adapter_tensors(path), path, info.base_model)
     return strategy, trainable
+
+
+def check_architecture(sam, path: str | Path, info: AdapterInfo) -> None:
+    """Refuse ``sam`` (as built, no strategy yet) if its architecture fingerprint differs from
+    the one ``info`` records; files without one (older sansa) are not checked here."""
+    from sansa_cli.core.sam2_base import architecture_fingerprint
+
+    if not info.base_fingerprint:
+        return
+    found = architecture_fingerprint(sam)
+    if found != info.base_fingerprint:
+        raise AdapterFileError(
+            f"adapter file {path} was made for a SAM2 whose architecture differs (fingerprint "
+            f"{info.base_fingerprint[:12]}... vs {found[:12]}... here): its base is "
+            f"{info.base_model}; build that SAM2 (drop --sam2 and settings that change layers) "
+            "or use an adapter file made for this one; --allow-base-mismatch allows another "
+            "checkpoint, not another architecture")
+
+
+def check_base_checkpoint(path: str | Path, info: AdapterInfo, base_checkpoint: str | Path) -> None:
+    """Refuse ``base_checkpoint`` if its SHA-256 differs from the one ``info`` records."""
+    from sansa_cli.artifacts.hashing import sha256_file
+
+    found = sha256_file(base_checkpoint)
+    if found != info.base_checkpoint_sha256:
+        raise AdapterFileError(
+            f"adapter file {path} was trained on a base checkpoint with SHA-256 "
+            f"{info.base_checkpoint_sha256[:12]}..., but {base_checkpoint} has "
+            f"{found[:12]}...; "
+            "use the matching checkpoint or pass --allow-base-mismatch"
+        )
 
 
 def apply_to(sam, strategy, source: str) -> dict:
@@ -258,6 +311,7 @@ def describe(path: str | Path) -> str:
         f"base model        {info.base_model}",
         f"base checkpoint   {info.base_checkpoint_sha256 or '(not recorded)'}",
         f"base overrides    {json.dumps(info.base_overrides, sort_keys=True)}",
+        f"base architecture {info.base_fingerprint or '(not recorded)'}",
         f"parameters        {summary['parameters']:,} in {summary['tensors']} tensors "
         f"({', '.join(summary['dtypes'])}, {summary['bytes'] / 1e6:.1f} MB)",
     ]

@@ -4,9 +4,11 @@ The release files are legacy ``torch.save`` pickles: ``{'model': adapter tensors
 argparse.Namespace, 'optimizer', 'lr_scheduler', 'epoch'}`` with keys such as
 ``sam.image_encoder.trunk.blocks.8.adapter.adapter_layer_norm_before.weight``. They are read with
 ``torch.load(weights_only=True)`` and an allow-list of exactly one class (``argparse.Namespace``),
-so no arbitrary code runs. The bottleneck ratio is inferred from the tensor shapes and verified on
-every block; the adapter file records the release's base model (SAM 2.0 Hiera-L without the
-object-score head, plain instantiate) and its image resizing, so predictions match the release.
+so no arbitrary code runs (:func:`sansa_cli.artifacts.weights.load_torch_file`), and NaN or
+infinite weights are refused. The bottleneck ratio is inferred from the tensor shapes and verified
+on every block; the adapter file records the release's base model (SAM 2.0 Hiera-L without the
+object-score head, plain instantiate), its architecture fingerprint and its image resizing, so
+predictions match the release.
 """
 
 from __future__ import annotations
@@ -40,27 +42,24 @@ _RENAME = {"adapter_layer_norm_before": "norm", "down_proj": "down_proj", "up_pr
 
 
 def load_official(path: str | Path) -> dict:
-    """The release dict, unpickled with ``weights_only=True`` and ``argparse.Namespace`` allowed."""
-    import torch
+    """The release dict, unpickled with ``weights_only=True`` and ``argparse.Namespace`` allowed;
+    NaN or infinite adapter weights are refused."""
+    from sansa_cli.artifacts.weights import check_finite, load_torch_file
 
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"official checkpoint {path} does not exist; check --from-official")
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        from sansa_cli.artifacts.train_checkpoint import unpickle_reason
-
-        raise AdapterFileError(
-            f"official checkpoint {path} cannot be read safely ({unpickle_reason(exc)}); "
-            "it is corrupt, truncated, or holds objects other than tensors and argparse.Namespace"
-        ) from exc
+    blob = load_torch_file(
+        path, "official checkpoint", AdapterFileError,
+        "it is corrupt, truncated, or holds objects other than tensors and argparse.Namespace",
+        allowed=[argparse.Namespace])
     if not isinstance(blob, dict) or not isinstance(blob.get("model"), dict):
         raise AdapterFileError(
             f"{path} is not an official SANSA checkpoint (expected a dict with a 'model' dict of "
             "adapter tensors)"
         )
+    check_finite(blob["model"], path, "official checkpoint", AdapterFileError,
+                 "the file is damaged: download it again")
     return blob
 
 
@@ -175,12 +174,17 @@ def _stages(blocks: list[int], stage_ends: list[int]) -> list[int]:
 
 def convert_official(src: str | Path, out: str | Path, base_model: str = RELEASE_BASE_MODEL,
                      dtype: str | None = None) -> Path:
-    """Convert a released ``.pth`` into a sansa adapter file at ``out``."""
+    """Convert a released ``.pth`` into a sansa adapter file at ``out``.
+
+    The file records ``base_model``'s architecture fingerprint (built with random weights), so it
+    loads only into that SAM2; the release names no base checkpoint, so none is hashed.
+    """
     from sansa_cli.artifacts.adapter_file import (
         AdapterInfo,
         make_strategy,
         save_adapter_file,
     )
+    from sansa_cli.core.sam2_base import base_fingerprint
 
     blob = load_official(src)
     dims, stage_ends = hiera_blocks(base_model)
@@ -193,6 +197,7 @@ def convert_official(src: str | Path, out: str | Path, base_model: str = RELEASE
         base_overrides=dict(RELEASE_OVERRIDES),
         extra={"image_resize": RELEASE_IMAGE_RESIZE, "source": f"official {Path(src).name}",
                "source_sha256": _sha256(src), "epoch": str(blob.get("epoch", ""))},
+        base_fingerprint=base_fingerprint(base_model, RELEASE_OVERRIDES),
     )
     return save_adapter_file(out, tensors, info, dtype)
 

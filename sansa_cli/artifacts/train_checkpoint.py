@@ -4,7 +4,9 @@ A checkpoint is a ``torch.save`` dict (format ``sansa-train-checkpoint``) holdin
 its config, the base model and its settings, the base checkpoint's hash and the adapter tensors,
 plus the optimizer, schedule, scaler, step and RNG state for resuming. It is written atomically
 under ``RUN_DIR/checkpoints/{latest,best}.pt`` and always read with
-``torch.load(weights_only=True)``; ``sansa export-adapters`` turns it into an adapter file.
+``torch.load(weights_only=True)`` (:func:`sansa_cli.artifacts.weights.load_torch_file`); its base
+settings must be ones sansa writes and its adapter weights finite. ``sansa export-adapters`` turns
+it into an adapter file that records the base's architecture fingerprint.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sansa_cli.artifacts.adapter_file import (
     save_adapter_file,
 )
 from sansa_cli.artifacts.files import atomic_path
+from sansa_cli.core.sam2_base import check_file_settings
 from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 
 TRAIN_FORMAT = "sansa-train-checkpoint"
@@ -25,24 +28,11 @@ TRAIN_VERSION = 1
 TRAIN_KEYS = ("strategy", "strategy_config", "base_model", "adapter")
 
 
-def unpickle_reason(exc: Exception) -> str:
-    """A short reason for a failed ``torch.load(weights_only=True)`` (torch's text is long)."""
-    import re
-
-    text = str(exc)
-    match = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
-    if match:
-        return f"it holds {match[1]}, which safe loading does not allow"
-    if "Weights only load failed" in text:
-        return "it holds objects safe loading does not allow"
-    first = (text.strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first[:160]}"
-
-
 def save_training_checkpoint(path: Path, *, strategy, trainable: dict, optimizer, scheduler,
                              scaler, step: int, best: float | None, base: dict,
                              config: dict) -> None:
-    """Write a checkpoint of a run at ``step`` (``base``: name, overrides, sha256)."""
+    """Write a checkpoint of a run at ``step`` (``base``: name, overrides, sha256, and optionally
+    fingerprint: the base's architecture fingerprint)."""
     import torch
 
     blob = {
@@ -50,6 +40,7 @@ def save_training_checkpoint(path: Path, *, strategy, trainable: dict, optimizer
         "strategy": strategy.name, "strategy_config": strategy.config_dict(),
         "base_model": base["name"], "base_overrides": base["overrides"],
         "base_checkpoint_sha256": base["sha256"],
+        "base_fingerprint": base.get("fingerprint", ""),
         "adapter": {k: v.detach().to("cpu").clone() for k, v in trainable.items()},
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
@@ -81,19 +72,15 @@ def find_training_checkpoint(source: str | Path, best: bool = False) -> Path:
 
 
 def read_training_checkpoint(path: str | Path) -> dict:
-    """Load a training checkpoint with ``weights_only=True`` and check its format."""
-    import torch
+    """Load a training checkpoint safely and check its format, base settings and weights.
 
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        reason = unpickle_reason(exc)
-        hint = ("it looks like an official SANSA checkpoint: use --from-official"
-                if "argparse.Namespace" in reason else
-                "it is corrupt, truncated or not a sansa training checkpoint")
-        raise AdapterFileError(
-            f"training checkpoint {path} cannot be read safely ({reason}); {hint}"
-        ) from exc
+    Read with ``weights_only=True`` (nothing in the file runs); base overrides outside
+    :data:`~sansa_cli.core.sam2_base.FILE_SETTING_TYPES` and NaN or infinite adapter weights are
+    :class:`AdapterFileError`.
+    """
+    from sansa_cli.artifacts.weights import check_finite, load_torch_file
+
+    blob = load_torch_file(path, "training checkpoint", AdapterFileError, _unreadable_fix)
     if not isinstance(blob, dict) or blob.get("format") != TRAIN_FORMAT:
         hint = ("; it looks like an official SANSA checkpoint: use --from-official"
                 if isinstance(blob, dict) and "model" in blob and "args" in blob else "")
@@ -108,7 +95,20 @@ def read_training_checkpoint(path: str | Path) -> dict:
     if missing:
         raise AdapterFileError(f"training checkpoint {path} lacks {', '.join(missing)}; "
                                "it is damaged: use another checkpoint of the run")
+    blob["base_overrides"] = check_file_settings(blob.get("base_overrides") or {},
+                                                 f"training checkpoint {path}")
+    if not isinstance(blob["adapter"], dict):
+        raise AdapterFileError(f"training checkpoint {path} holds no adapter tensors; "
+                               "it is damaged: use another checkpoint of the run")
+    check_finite(blob["adapter"], path, "training checkpoint", AdapterFileError,
+                 "the run diverged: export or resume from an earlier checkpoint (e.g. --best)")
     return blob
+
+
+def _unreadable_fix(reason: str) -> str:
+    if "argparse.Namespace" in reason:
+        return "it looks like an official SANSA checkpoint: use --from-official"
+    return "it is corrupt, truncated or not a sansa training checkpoint"
 
 
 def restore_training_checkpoint(path: Path, *, trainable: dict, optimizer, scheduler,
@@ -154,19 +154,36 @@ def export_training_checkpoint(source: str | Path, out: str | Path, best: bool =
         strategy=blob["strategy"], config=dict(blob["strategy_config"]),
         base_model=blob["base_model"],
         base_checkpoint_sha256=blob.get("base_checkpoint_sha256", "") or "",
-        base_overrides=dict(blob.get("base_overrides") or {}),
+        base_overrides=dict(blob["base_overrides"]),
         extra={"source": path.name, "step": str(blob.get("step", ""))},
     )
     strategy = make_strategy(info.strategy, info.config, f"training checkpoint {path}")
     info.config = strategy.config_dict()  # the full config, defaults included
+    info.base_fingerprint = _fingerprint(blob, info, path)
     tensors = blob["adapter"]
     if merge:
         tensors, info = _merge(strategy, tensors, info, path, sam2_checkpoint)
     return save_adapter_file(out, tensors, info, dtype)
 
 
+def _fingerprint(blob: dict, info: AdapterInfo, path: Path) -> str:
+    """The base's architecture fingerprint: recorded by the run, else from its base model
+    (built with random weights: the YAML of a YAML-defined base must still be in place)."""
+    from sansa_cli.core.sam2_base import base_fingerprint
+
+    recorded = blob.get("base_fingerprint")
+    if isinstance(recorded, str) and len(recorded) == 64 and \
+            all(c in "0123456789abcdef" for c in recorded):
+        return recorded
+    try:
+        return base_fingerprint(info.base_model, info.base_overrides)
+    except MissingFileError as exc:
+        raise MissingFileError(f"{exc}; training checkpoint {path} names it as its base, and "
+                               "exporting builds it to record its architecture") from exc
+
+
 def _merge(strategy, tensors: dict, info: AdapterInfo, path: Path, explicit):
-    from sansa_cli.artifacts.files import sha256_file
+    from sansa_cli.artifacts.hashing import sha256_file
     from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
     from sansa_cli.core.assemble import base_spec, build_model
 
@@ -187,4 +204,4 @@ def _merge(strategy, tensors: dict, info: AdapterInfo, path: Path, explicit):
     merged = strategy.merge(built.sam)
     extra = {**info.extra, "merged_from": f"{strategy.name} {strategy.config_json()}"}
     return merged.tensors, AdapterInfo(merged.strategy, merged.config, info.base_model, found,
-                                       info.base_overrides, extra)
+                                       info.base_overrides, extra, info.base_fingerprint)

@@ -2,9 +2,9 @@
 
 ``sansa predict`` without ``--adapters`` uses it. The authors publish ``sansa_universal.pth`` as a
 GitHub release asset (referenced by their ``hubconf.py``); it is downloaded into the checkpoint
-folder, converted to ``sansa_universal.safetensors`` with :mod:`sansa_cli.artifacts.official`,
-and the download is removed. Its base model, SAM 2.0 Hiera-L, is fetched by the usual checkpoint
-path.
+folder, converted to ``sansa_universal.safetensors`` with :mod:`sansa_cli.artifacts.official`
+(read safely, weights checked, the base's architecture fingerprint recorded), and the download is
+removed. Its base model, SAM 2.0 Hiera-L, is fetched by the usual checkpoint path.
 """
 
 from __future__ import annotations

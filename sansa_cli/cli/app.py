@@ -44,7 +44,9 @@ _register()
 
 
 def main() -> None:
-    """Console entry point: domain errors print ``error: ...`` and exit 1 (2 for bad usage).
+    """Console entry point: errors print one line ``error: ...`` and exit 1 (2 for bad usage,
+    130 when interrupted). An unexpected exception (not a :class:`SansaError`) is one line too,
+    with its type and a request to report it.
 
     Set ``SANSA_DEBUG=1`` to see the full traceback instead.
     """
@@ -60,8 +62,13 @@ def main() -> None:
         _fail("interrupted", 130)
     except MemoryError:
         _fail("out of memory; lower --batch-size or use a smaller --sam2", 1)
+    except Exception as exc:  # typer's usage errors exit by SystemExit and pass through
+        if os.environ.get("SANSA_DEBUG"):
+            raise
+        _fail(f"{type(exc).__name__}: {exc} (this is a bug in sansa or an unexpected "
+              "environment; set SANSA_DEBUG=1 for the traceback and report it)", 1)
 
 
 def _fail(message: str, code: int) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(code)

@@ -21,10 +21,12 @@ def eval_command(
         "--out", help="Folder for results.json, per_class.csv and the resumable episode log.",
         show_default=False)],
     shots: Annotated[Optional[str], typer.Option(
-        "--shots", help="Shots to evaluate, e.g. 1,5. Default: 1,5 (or the episode list's).",
+        "--shots", help="Shots to evaluate, e.g. 1,5. Default: 1,5 (or those of the --episodes "
+        "file or folder).",
         show_default=False)] = None,
     folds: Annotated[Optional[str], typer.Option(
-        "--folds", help="'all' or a list such as 0,2. Default: all (or the episode list's).",
+        "--folds", help="'all' or a list such as 0,2. Default: all (or those of the --episodes "
+        "file or folder).",
         show_default=False)] = None,
     split: Annotated[Optional[str], typer.Option(
         "--split", help="Split to evaluate. Default: the benchmark's test split.",

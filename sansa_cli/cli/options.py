@@ -26,9 +26,9 @@ Sam2 = Annotated[
     Optional[str],
     typer.Option(
         "--sam2",
-        help="SAM2 model: a stock name (sam2.1_hiera_tiny|small|base_plus|large, "
-        "sam2_hiera_* for SAM 2.0) or a path to a SAM2 YAML. Default: the adapter file's base "
-        "model, else sam2.1_hiera_large.",
+        help="SAM2 model: a stock name (sam2.1_hiera_tiny|small|base_plus|large, or just "
+        "tiny|small|base_plus|large; sam2_hiera_* for SAM 2.0) or a path to a SAM2 YAML. "
+        "Default: the adapter file's base model, else sam2.1_hiera_large.",
         show_default=False,
     ),
 ]

@@ -51,6 +51,12 @@ def predict(
 
     Examples: sansa predict ref.jpg ref_mask.png photos/ --out masks/ --overlay ;
     sansa predict ref.jpg photos/ --box 40,30,220,200 --out masks/
+
+    Every input is checked before the model is built. A target that only fails while being
+    segmented (a truncated JPEG: its header is fine) stops the run there, naming it and how many
+    masks were written. An animated image (GIF, APNG, WebP) is segmented on its first frame, with
+    a warning. Images above SANSA_MAX_PIXELS pixels (default 178956970) are refused. Two runs
+    cannot write one --out at once, and --out may not be a folder that holds targets.
     """
     from sansa_cli.predict.job import PredictJob, run_predict
 
@@ -81,6 +87,10 @@ def _first_reference(image, rest, points, neg_points, box, scribble):
                    if points is not None else parse_box(box) if box is not None
                    else Scribble(scribble))
         targets = rest
+    elif len(rest) == 1 or rest[0].is_dir():
+        raise UserInputError(f"the reference {image} has no mask: give its mask after it (sansa "
+                             "predict REF REF_MASK TARGET...) or mark it with --points, --box or "
+                             "--scribble")
     else:
         marking, targets = rest[0], rest[1:]
     if not targets:

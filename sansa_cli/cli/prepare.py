@@ -139,3 +139,5 @@ def _print_check(report) -> None:
         console.print(f"... and {hidden} more")
     for note in report.notes:
         console.print(f"[yellow]note[/yellow] {note}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/yellow] {warning}")

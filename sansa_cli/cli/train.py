@@ -68,6 +68,12 @@ def train(
                                                      "else fp32)|fp32|bf16|fp16.", **_FLAG)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Data-loading processes.",
                                                    **_FLAG)] = None,
+    log_every: Annotated[Optional[int], typer.Option(
+        "--log-every", help="Without a terminal (output piped or in a file): a progress line "
+        "every N steps (default 10; log.jsonl has every step).", **_FLAG)] = None,
+    progress_seconds: Annotated[Optional[float], typer.Option(
+        "--progress-seconds", help="Without a terminal: a progress line at least every S "
+        "seconds, and after the first step (default 30; 0 = every step).", **_FLAG)] = None,
     save_every: Annotated[Optional[int], typer.Option(
         "--save-every", help="Steps between checkpoints (default: each epoch).",
         **_FLAG)] = None,
@@ -91,13 +97,14 @@ def train(
     """
     given = {k: v for k, v in locals().items() if v is not None and k not in ("out", "resume")}
     from sansa_cli.errors import UserInputError
-    from sansa_cli.train.job import run_train
+    from sansa_cli.train.job import RESUME_FLAGS, run_train
 
     if (out is None) == (resume is None):
         raise UserInputError("give --out RUN_DIR for a new run or --resume RUN_DIR to continue one")
-    if resume is not None and set(given) - {"device", "workers"}:
+    fixed = sorted(set(given) - set(RESUME_FLAGS))
+    if resume is not None and fixed:
         raise UserInputError(f"--resume continues a run with its saved config.yaml; drop "
-                             f"{', '.join('--' + k.replace('_', '-') for k in sorted(given))}")
+                             f"{', '.join('--' + k.replace('_', '-') for k in fixed)}")
     adapter_options = opt.adapter_options(bottleneck, stages, rank, alpha, adapter_option)
     run_train(out=out, resume=resume, config_file=config, flags=given,
               adapter_options=adapter_options)

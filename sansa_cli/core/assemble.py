@@ -20,6 +20,7 @@ from sansa_cli.core.sam2_base import (
     BaseModelSpec,
     resolve_base,
 )
+from sansa_cli.errors import UserInputError
 
 
 @dataclass
@@ -33,6 +34,7 @@ class BuiltModel:
     trainable: dict = field(default_factory=dict)  # stock path -> the strategy's parameters
     adapter_info: Any = None  # the adapter file's AdapterInfo, when built from one
     base_parameters: int = 0  # SAM2's own parameter count, before the strategy added any
+    base_fingerprint: str = ""  # SAM2's architecture (names and shapes), before the strategy
 
 
 def base_spec(sam2: str | None, info=None, overrides: dict[str, Any] | None = None
@@ -44,6 +46,11 @@ def base_spec(sam2: str | None, info=None, overrides: dict[str, Any] | None = No
     """
     settings = {**VIDEO_PREDICTOR_SETTINGS, **(info.base_overrides if info else {}),
                 **(overrides or {})}
+    if sam2 is None and info is not None and info.base_model not in STOCK_MODELS:
+        # A SAM2 YAML names classes to instantiate: it is code, so a file may not pick one.
+        raise UserInputError(
+            f"the adapter file was made on the SAM2 config {info.base_model}; sansa builds a "
+            "config file only when you name it: pass --sam2 with that file (sam2= in Python)")
     return resolve_base(sam2 or (info.base_model if info else DEFAULT_SAM2), settings)
 
 
@@ -79,7 +86,7 @@ def build_model(sam2: str | None = None, *, checkpoint: str | Path | None = None
         read_adapter_info,
     )
     from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
-    from sansa_cli.core.sam2_base import build_sam2, load_checkpoint
+    from sansa_cli.core.sam2_base import architecture_fingerprint, build_sam2, load_checkpoint
 
     info = read_adapter_info(adapters) if adapters is not None else None
     spec = base_spec(sam2, info, overrides)
@@ -90,6 +97,7 @@ def build_model(sam2: str | None = None, *, checkpoint: str | Path | None = None
     if ckpt is not None:
         load_checkpoint(sam, ckpt)
     base_parameters = sum(p.numel() for p in sam.parameters())
+    fingerprint = architecture_fingerprint(sam)
     trainable: dict = {}
     if info is not None:
         named = sam2 if sam2 in STOCK_MODELS else None  # a stock name given by the user
@@ -100,4 +108,4 @@ def build_model(sam2: str | None = None, *, checkpoint: str | Path | None = None
         if strategy_tensors is not None:
             load_into(sam, strategy, trainable, strategy_tensors, source, spec.name)
     sam = sam.to(device).eval()
-    return BuiltModel(sam, spec, ckpt, strategy, trainable, info, base_parameters)
+    return BuiltModel(sam, spec, ckpt, strategy, trainable, info, base_parameters, fingerprint)

@@ -16,3 +16,11 @@ RESIZE_MODES = ("pil-bicubic", "antialias-bilinear")
 DEFAULT_RESIZE = "pil-bicubic"
 #: storage precision of adapter files
 STORAGE_DTYPES = ("fp32", "fp16", "bf16")
+#: short names of the SAM 2.1 stock models, as ``--sam2 tiny``
+SAM2_SHORT_NAMES = ("tiny", "small", "base_plus", "large")
+
+
+def expand_sam2_name(name: str) -> str:
+    """``tiny|small|base_plus|large`` -> the SAM 2.1 stock name (``sam2.1_hiera_tiny``, ...);
+    any other value (a stock name, a YAML path) is returned unchanged."""
+    return f"sam2.1_hiera_{name}" if name in SAM2_SHORT_NAMES else name

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from sansa_cli.core.choices import DEFAULT_RESIZE, RESIZE_MODES
+from sansa_cli.datasets.reading import opened_image
 from sansa_cli.errors import MissingFileError, UserInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -32,16 +33,25 @@ def _open(src: ImageLike, what: str) -> Image.Image:
         return ImageOps.exif_transpose(src)
     if isinstance(src, np.ndarray):
         return Image.fromarray(_to_uint8(src) if src.dtype not in (np.uint8, bool) else src)
-    path = Path(src)
-    if not path.is_file():
-        raise MissingFileError(f"{what} {path} does not exist; check the path")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return ImageOps.exif_transpose(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise UserInputError(
-            f"{what} {path} cannot be read as an image ({exc}); re-export it") from exc
+    with open_image_file(Path(src), what) as img:
+        img.load()
+        return ImageOps.exif_transpose(img)
+
+
+def open_image_file(path: Path, what: str = "image"):
+    """``path`` opened for a ``with`` block (header read, pixels decoded by ``load()``): a
+    regular file within sansa's pixel limit (``SANSA_MAX_PIXELS``), else one line naming it.
+
+    See :func:`sansa_cli.datasets.reading.opened_image`.
+    """
+    return opened_image(path, what, UserInputError, fix="re-export it", missing="check the path")
+
+
+def frame_count(path: Path, what: str = "image") -> int:
+    """How many frames the image file holds (more than 1: an animated GIF, PNG or WebP, or a
+    multi-page TIFF); reads the header and frame table, not the pixels."""
+    with open_image_file(path, what) as img:
+        return getattr(img, "n_frames", 1)
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
@@ -158,13 +168,17 @@ def mask_to_input(mask: np.ndarray, size: int):
 
 
 def list_targets(paths: list[str | Path]) -> list[Path]:
-    """Expand targets (images or directories of images) into image paths, in a stable order."""
+    """Expand targets (images or directories of images) into image paths, in a stable order.
+
+    Only regular files are taken from a directory (a FIFO named ``x.jpg`` would block reading);
+    one given by name must be a regular file.
+    """
     found: list[Path] = []
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
             images = sorted(p for p in path.iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not images:
                 raise UserInputError(
                     f"directory {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
@@ -173,6 +187,9 @@ def list_targets(paths: list[str | Path]) -> list[Path]:
             found.extend(images)
         elif path.is_file():
             found.append(path)
+        elif path.exists():
+            raise UserInputError(f"target {path} is not a regular file (a FIFO or device); "
+                                 "give image files or folders")
         else:
             raise MissingFileError(f"target {path} does not exist; check the path")
     return found

@@ -1,7 +1,10 @@
 """Build a stock SAM2 from the ``sam2`` package: a stock config name or a user's YAML.
 
 Nothing here patches sam2: configs are composed with Hydra (stock names) or read with OmegaConf
-(paths), a few documented settings are overridden, and the model is instantiated as is.
+(paths), a few documented settings are overridden, and the model is instantiated as is. A YAML
+is code (Hydra instantiates its ``_target_``s); settings read from files are limited to
+:data:`FILE_SETTING_TYPES`. :func:`architecture_fingerprint` identifies a built SAM2's
+architecture, so adapter files can tell the SAM2 they were made for.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sansa_cli.errors import CheckpointError, MissingFileError, UserInputError
+from sansa_cli.errors import AdapterFileError, CheckpointError, MissingFileError, UserInputError
 
 # Stock names -> (config inside the sam2 package, checkpoint file, release folder on Meta's host).
 STOCK_MODELS: dict[str, tuple[str, str, str]] = {
@@ -48,6 +51,52 @@ RELEASE_SETTINGS: dict[str, Any] = {
 OBJECT_SCORE_KEYS = ("no_obj_ptr", "sam_mask_decoder.obj_score_token.",
                      "sam_mask_decoder.pred_obj_score_head.")
 
+# The SAM2 settings a file (an adapter file's or a training checkpoint's base_overrides) may
+# carry, with the type of each value: exactly the settings sansa itself writes. The merged config
+# is instantiated by Hydra, so any other key (a `_target_`, a module's arguments) could make
+# loading a file run code; such files are refused.
+FILE_SETTING_TYPES: dict[str, type] = {
+    key: bool if isinstance(value, bool) else float
+    for key, value in {**VIDEO_PREDICTOR_SETTINGS, **RELEASE_SETTINGS}.items()
+}
+
+
+def check_file_settings(overrides: Any, source: str) -> dict[str, Any]:
+    """``overrides`` (the base settings read from a file) if every key is a SAM2 setting sansa
+    writes (:data:`FILE_SETTING_TYPES`) with a value of its type.
+
+    These settings are merged into the config Hydra instantiates, so anything else (a
+    ``_target_``, an unknown key, a value of another type) is an
+    :class:`~sansa_cli.errors.AdapterFileError` naming ``source`` and the key, raised before
+    anything is built.
+    """
+    if not isinstance(overrides, dict):
+        raise AdapterFileError(
+            f"{source} has base overrides of type {type(overrides).__name__}, not a mapping of "
+            "SAM2 settings; export it again")
+    for key, value in overrides.items():
+        kind = FILE_SETTING_TYPES.get(key) if isinstance(key, str) else None
+        if kind is None:
+            raise AdapterFileError(
+                f"{source} sets the SAM2 setting {str(key)[:80]!r} in its base overrides, which "
+                "a file may not set (only the settings sansa writes, such as "
+                "model.pred_obj_scores; others could run code while loading); use a file "
+                "sansa wrote, or export it again")
+        if not _has_type(value, kind):
+            need = "true or false" if kind is bool else "a finite number"
+            raise AdapterFileError(
+                f"{source} sets the SAM2 setting {key} to {repr(value)[:40]} "
+                f"({type(value).__name__}), but it must be {need}; export the file again")
+    return dict(overrides)
+
+
+def _has_type(value: Any, kind: type) -> bool:
+    import math
+
+    if kind is bool:
+        return type(value) is bool
+    return type(value) in (int, float) and math.isfinite(value)
+
 
 @dataclass
 class BaseModelSpec:
@@ -67,8 +116,12 @@ class BaseModelSpec:
 
 
 def resolve_base(sam2: str, overrides: dict[str, Any] | None = None) -> BaseModelSpec:
-    """Turn ``--sam2`` (a stock name or a YAML path) into a spec; unknown values are errors."""
+    """Turn ``--sam2`` (a stock name, a short name such as ``tiny`` for SAM 2.1, or a YAML
+    path) into a spec; unknown values are errors."""
+    from sansa_cli.core.choices import expand_sam2_name
+
     overrides = dict(overrides or {})
+    sam2 = expand_sam2_name(sam2)
     if sam2 in STOCK_MODELS:
         return BaseModelSpec(sam2, None, overrides)
     if sam2.endswith((".yaml", ".yml")) or "/" in sam2:
@@ -130,22 +183,23 @@ def build_sam2(spec: BaseModelSpec, device: str = "cpu"):
 
 
 def load_checkpoint(model, path: str | Path) -> None:
-    """Load a SAM2 checkpoint strictly; missing or unexpected keys are listed in the error."""
-    import torch
+    """Load a SAM2 checkpoint strictly; missing or unexpected keys are listed in the error.
+
+    The file is read with :func:`sansa_cli.artifacts.weights.load_torch_file` (no code in it
+    runs) and refused when a weight is NaN or infinite.
+    """
+    from sansa_cli.artifacts.weights import check_finite, load_torch_file
 
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"SAM2 checkpoint {path} does not exist; check the path")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"SAM2 checkpoint {path} cannot be read ({type(exc).__name__}); "
-            "the file is corrupt or not a PyTorch checkpoint: download it again"
-        ) from exc
+    blob = load_torch_file(path, "SAM2 checkpoint", CheckpointError,
+                           "the file is corrupt or not a PyTorch checkpoint: download it again")
     state = blob.get("model", blob) if isinstance(blob, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"SAM2 checkpoint {path} holds no state dict under 'model'")
+    check_finite(state, path, "SAM2 checkpoint", CheckpointError,
+                 "the file is damaged: download it again")
     expected = set(model.state_dict())
     if not getattr(model, "pred_obj_scores", True):  # the head is off by choice: skip its weights
         state = {k: v for k, v in state.items()
@@ -166,6 +220,31 @@ def load_checkpoint(model, path: str | Path) -> None:
             f"SAM2 checkpoint {path} has tensors of the wrong shape for this model "
             f"({first[-1].strip() if first else exc}); check --sam2"
         ) from exc
+
+
+def architecture_fingerprint(model) -> str:
+    """SHA-256 over the sorted names and shapes of a SAM2's state dict (its architecture).
+
+    Call it on the SAM2 as built, before an adapter strategy is attached: weights, dtype and
+    device do not change it; a different config (sizes, layers, heads switched on or off) does.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{','.join(map(str, value.shape))}\n".encode())
+    return digest.hexdigest()
+
+
+def base_fingerprint(sam2: str, file_settings: dict[str, Any]) -> str:
+    """:func:`architecture_fingerprint` of the SAM2 a file names (a stock name or a YAML path),
+    built as loading the file builds it: SAM2's video-predictor settings, then the file's base
+    settings. Random weights; the global random state is left as it was."""
+    import torch
+
+    spec = resolve_base(sam2, {**VIDEO_PREDICTOR_SETTINGS, **file_settings})
+    with torch.random.fork_rng(devices=[]):
+        return architecture_fingerprint(build_sam2(spec, "cpu"))
 
 
 def _keys(kind: str, keys: list[str]) -> str:

@@ -173,6 +173,11 @@ class FewShotDataset:
         """The options this instance was built with (recorded in episode lists), JSON-ready."""
         return {}
 
+    def notes(self) -> list[str]:
+        """What a user should know before trusting results on this dataset (e.g. train and test
+        are the same images); ``sansa prepare`` and ``sansa train`` print them as warnings."""
+        return []
+
     # -- shared behaviour -------------------------------------------------------------------
     def image_ids(self) -> list[str]:
         """Sorted unique ids of all images of this fold and split."""

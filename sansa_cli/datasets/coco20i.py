@@ -6,7 +6,8 @@ Layout under ``root``::
     annotations/{train2014,val2014}/<stem>.png     (pixel value = class index + 1, 0 = none)
     splits/{trn,val}/fold{0..3}.pkl                (or --splits DIR, e.g. HSNet's data/splits)
 
-A split file is a pickled dict ``{class index 0..79: ['val2014/COCO_val2014_....jpg', ...]}``.
+A split file is a pickled dict ``{class index 0..79: ['val2014/COCO_val2014_....jpg', ...]}``,
+read as data only (:func:`sansa_cli.artifacts.safe_pickle.load_data_pickle`: no code runs).
 Fold ``f`` tests classes ``{f + 4v, v = 0..19}`` (interleaved); ``train`` holds the other 60 with
 images from ``trn/fold{f}.pkl``, ``val`` the fold's 20 with images from ``val/fold{f}.pkl`` (the
 benchmark's test episodes). A class the split file lists no image for stays in the fold (it scores
@@ -23,13 +24,13 @@ its build option ``min_pixels`` (default 2048) is the pixels a class needs in an
 from __future__ import annotations
 
 import functools
-import pickle
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sansa_cli.artifacts.safe_pickle import load_data_pickle
 from sansa_cli.datasets.base import (
     BuildResult,
     Episode,
@@ -61,12 +62,9 @@ def fold_classes(fold: int, num_folds: int = 4) -> list[int]:
 
 @functools.lru_cache(maxsize=16)
 def _read_split(path: Path, mtime_ns: int) -> dict[int, tuple[str, ...]]:
-    try:
-        with path.open("rb") as f:
-            table = pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise DatasetError(f"split file {path} is unreadable ({exc}); rebuild it with "
-                           "`sansa prepare coco20i`") from exc
+    # Split files come from others (HSNet's repository, a colleague): read as data only.
+    table = load_data_pickle(path, "split file", "rebuild it with `sansa prepare coco20i` or use "
+                             "HSNet's original files")
     if not isinstance(table, dict):
         raise DatasetError(f"split file {path} is not a class -> images dict; use HSNet's files")
     return {int(k): tuple(sorted(v)) for k, v in table.items()}

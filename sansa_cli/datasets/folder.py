@@ -9,13 +9,16 @@ Layout under ``root``::
 Masks: a palette PNG is read as indices and any non-zero index is the object; other masks are read
 as 8-bit gray and thresholded at 128 (so 0/255 masks and lossy JPEG masks both work), except masks
 whose values are all 0 or 1, which are used as is. Without a split file there is one fold and every
-split holds every class (evaluate on everything). A split file defines folds::
+split holds every class (train, val and test are the same images; :meth:`Folder.notes` says so). A
+split file defines folds::
 
     {"folds": [{"train": ["cat", "dog"], "test": ["bird"]}, {"train": [...], "test": [...]}]}
 
-``val`` falls back to ``test`` when a fold has no ``val`` list. Class ids are positions in the
-sorted list of class folders. Test protocol: each image of each class is the query once, supports
-drawn independently from the class's other images.
+A fold's keys are ``train``, ``val`` and ``test`` only, each a non-empty list of class folder
+names; the whole file is checked when read. ``val`` falls back to ``test`` when a fold has no
+``val`` list. Class ids are positions in the sorted list of class folders. Test protocol: each
+image of each class is the query once, supports drawn independently from the class's other
+images.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sansa_cli.datasets.reading import natural_key, open_mask_array, open_rgb
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+SPLIT_KEYS = ("train", "val", "test")
 
 
 class Folder(FewShotDataset):
@@ -57,8 +61,30 @@ class Folder(FewShotDataset):
         self._names = sorted(p.name for p in (self.root / "images").iterdir() if p.is_dir())
         if not self._names:
             raise DatasetError(f"{self.root / 'images'} holds no class folder; add images/<class>/")
+        #: False: train, val and test are the same images (see :meth:`notes`)
+        self.held_out = folds is not None
+        self._check_names(folds or [])
         self.classes = self._select(folds)
         self._images: dict[int, list[str]] = {}
+
+    def _check_names(self, folds: list[dict]) -> None:
+        """Every class a split file names, in any fold and split, has an image folder."""
+        for number, fold in enumerate(folds):
+            for key, names in fold.items():
+                unknown = [c for c in names if c not in self._names]
+                if unknown:
+                    raise DatasetError(
+                        f"split file {self.split_file} fold {number} \"{key}\" names class "
+                        f"{unknown[0]!r}, which has no folder in {self.root / 'images'}; fix the "
+                        "name or add the folder")
+
+    def notes(self) -> list[str]:
+        """One-line warnings about how this dataset will be used (shown by train and prepare)."""
+        if self.held_out:
+            return []
+        return [f"folder dataset {self.root} has no split file ({self.split_file.name}): train, "
+                "val and test are the same images of every class, so scores measure fit, not "
+                "few-shot generalisation; add splits.json to hold classes out"]
 
     def _select(self, folds: list[dict] | None) -> list[int]:
         if folds is None:
@@ -69,11 +95,7 @@ class Folder(FewShotDataset):
         if not chosen:
             raise DatasetError(f"{self.split_file} fold {self.fold} lists no {self.split} class; "
                                f"add a \"{self.split}\" list")
-        unknown = [c for c in chosen if c not in self._names]
-        if unknown:
-            raise DatasetError(f"{self.split_file} names class {unknown[0]!r}, which has no folder "
-                               f"in {self.root / 'images'}; fix the name or add the folder")
-        return sorted(self._names.index(c) for c in chosen)
+        return sorted({self._names.index(c) for c in chosen})
 
     def options(self) -> dict[str, Any]:
         return {"splits": str(self.split_file) if self.split_file.exists() else None}
@@ -122,14 +144,37 @@ class Folder(FewShotDataset):
 
 
 def _read_split_file(path: Path) -> list[dict]:
+    """The folds of a split file, every value checked (one line naming the fold, key and value)."""
     try:
-        body = json.loads(path.read_text())
+        body = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise MissingFileError(f"split file {path} does not exist; check --splits") from None
     except (OSError, ValueError) as exc:
         raise DatasetError(f"split file {path} is not valid JSON ({exc}); fix it") from exc
+    layout = ('{"folds": [{"train": ["cat", ...], "val": [...], "test": [...]}, ...]}')
     folds = body.get("folds") if isinstance(body, dict) else None
-    if not isinstance(folds, list) or not folds or not all(isinstance(f, dict) for f in folds):
-        raise DatasetError(f"split file {path} needs {{\"folds\": [{{\"train\": [...], "
-                           f"\"test\": [...]}}, ...]}}; fix its layout")
+    if not isinstance(folds, list) or not folds:
+        raise DatasetError(f"split file {path} needs {layout}; fix its layout")
+    extra = sorted(set(body) - {"folds"})
+    if extra:
+        raise DatasetError(f"split file {path} has unknown key {extra[0]!r}; it holds only "
+                           f"\"folds\": {layout}")
+    for number, fold in enumerate(folds):
+        where = f"split file {path} fold {number}"
+        if not isinstance(fold, dict) or not fold:
+            raise DatasetError(f"{where} is {_short(fold)}, not a mapping of split names to "
+                               f"class lists; write it as {{\"train\": [...], \"test\": [...]}}")
+        for key, value in fold.items():
+            if key not in SPLIT_KEYS:
+                raise DatasetError(f"{where} has unknown key {key!r}; use "
+                                   f"{', '.join(SPLIT_KEYS)}")
+            if (not isinstance(value, list) or not value
+                    or not all(isinstance(c, str) and c for c in value)):
+                raise DatasetError(f"{where} \"{key}\" is {_short(value)}; give a non-empty "
+                                   f"list of class folder names, e.g. \"{key}\": [\"cat\"]")
     return folds
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."

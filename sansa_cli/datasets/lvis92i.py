@@ -2,9 +2,9 @@
 
 Layout: ``root`` holds the COCO 2017 images as ``train2017/`` and ``val2017/`` (or option
 ``image_root=DIR``); the annotations are LVIS v1's ``lvis_v1_{train,val}.json`` or Matcher's
-``lvis_{train,val}.pkl`` (``{cat_id: {image: {'annotations': [...]}}}``), looked up in
-option ``annotations=DIR`` (``--dataset-option annotations=DIR``), else ``root/annotations``,
-else ``root``.
+``lvis_{train,val}.pkl`` (``{cat_id: {image: {'annotations': [...]}}}``, read as data only:
+nothing in it runs), looked up in option ``annotations=DIR`` (``--dataset-option
+annotations=DIR``), else ``root/annotations``, else ``root``.
 All instances of a class in an image are merged into one mask (polygons and RLE, pycocotools).
 
 Folds (``val`` = the benchmark's test episodes, from the LVIS val annotations): the eligible
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import json
-import pickle
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from sansa_cli.artifacts.safe_pickle import load_data_pickle
 from sansa_cli.datasets.base import Episode, FewShotDataset, sample_round_robin
-from sansa_cli.datasets.reading import open_rgb
+from sansa_cli.datasets.reading import open_rgb, opened_image
 from sansa_cli.datasets.segmentation import merged_mask
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
 
@@ -92,14 +92,17 @@ def index_from_matcher(table: dict) -> LvisIndex:
 
 @functools.lru_cache(maxsize=2)
 def _load_index(path: Path, mtime_ns: int) -> LvisIndex:
+    table = None
+    if path.suffix == ".pkl":  # Matcher's table comes from others: read as data only
+        table = load_data_pickle(path, "LVIS annotation file",
+                                 "re-download Matcher's lvis_{train,val}.pkl or use LVIS v1's JSON")
     try:
-        if path.suffix == ".pkl":
-            with path.open("rb") as f:
-                return index_from_matcher(pickle.load(f))
+        if table is not None:
+            return index_from_matcher(table)
         return index_from_json(json.loads(path.read_text()))
     except DatasetError as exc:
         raise DatasetError(f"{path}: {exc}") from exc
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+    except (OSError, ValueError, TypeError, EOFError, AttributeError, KeyError) as exc:
         raise DatasetError(f"LVIS annotations {path} are unreadable ({exc}); "
                            "re-download them") from exc
 
@@ -197,9 +200,7 @@ class Lvis92i(FewShotDataset):
             raise UserInputError(f"image {image_id} has no class {cid} in lvis92i {self.split}")
         size = self.index.sizes.get(image_id)
         if size is None:  # Matcher's pkl carries no sizes: read the image header
-            from PIL import Image
-
-            with Image.open(self.image_root / image_id) as image:
+            with opened_image(self.image_root / image_id) as image:
                 size = (image.height, image.width)
         return merged_mask(segmentations, *size)
 

@@ -24,6 +24,7 @@ class CheckReport:
     missing: list[Path] = field(default_factory=list)
     broken: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the datasets' own notes()
 
 
 def prepare_dataset(cls: type[FewShotDataset], root: str | Path, out: str | Path | None,
@@ -61,6 +62,7 @@ def check_dataset(cls: type[FewShotDataset], root: str | Path, options: dict[str
         for dataset in _instances(cls, root, split, options, folds, errors, report.notes):
             classes.update(dataset.classes)
             report.notes.extend(_sparse_classes(dataset))
+            report.warnings.extend(n for n in dataset.notes() if n not in report.warnings)
             for image in dataset.image_ids():
                 images.add(image)
                 needed.setdefault(image, dataset.files(image))
@@ -114,16 +116,17 @@ def _sparse_classes(dataset: FewShotDataset) -> list[str]:
 
 
 def _verify(path: Path) -> str | None:
-    """None if ``path`` is a readable image, else 'missing' or the reason it is broken."""
-    from PIL import Image, UnidentifiedImageError
+    """None if ``path`` is a readable image, else 'missing' or the reason it is broken (not a
+    regular file, over the pixel limit, a header or checksum PIL refuses)."""
+    from sansa_cli.datasets.reading import opened_image
 
-    if not path.exists():
-        return "missing"
     try:
-        with Image.open(path) as image:
+        with opened_image(path) as image:
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+    except MissingFileError:
+        return "missing"
+    except DatasetError as exc:
+        return str(exc)
     return None
 
 
@@ -137,19 +140,49 @@ def write_episode_lists(cls: type[FewShotDataset], root: str | Path, options: di
     """Write one frozen episode list per (fold, shot); return (fold, shot, episodes, path) rows.
 
     ``out`` is a ``.json`` file when exactly one list is written, else a folder that receives
-    ``<dataset>_fold<F>_<split>_<K>shot_seed<S>.json`` files.
+    ``<dataset>_fold<F>_<split>_<K>shot_seed<S>.json`` files. An existing file is never
+    rewritten: one holding exactly the list is left as is, any other is refused (before any
+    list is written).
     """
+    from sansa_cli.artifacts.files import check_output_dir, write_bytes_atomic
+
     out = Path(out).expanduser()
     single = out.suffix == ".json"
     if single and len(folds) * len(shots) != 1:
         raise UserInputError(f"--out {out} is one file but {len(folds) * len(shots)} lists are "
                              "asked for; pass a folder, or one --fold and one shot")
-    rows = []
+    check_output_dir(out.parent if single else out)
+    rows, texts = [], {}
     for fold in folds:
         for shot in shots:
             dataset = cls.create(root, fold, split, **cls.options_for_shot(options, shot))
             episodes = dataset.episodes(shot, seed=seed, count=count)
             name = episode_list_name(cls.name, fold, dataset.split, shot, seed)
-            path = write_episode_list(out if single else out / name, dataset, episodes, shot, seed)
+            path = out if single else out / name
+            texts[path] = _unwritten(path, _rendered(dataset, episodes, shot, seed))
             rows.append((fold, shot, len(episodes), path))
+    for path, text in texts.items():
+        if text is not None:
+            write_bytes_atomic(path, text)
     return rows
+
+
+def _rendered(dataset: FewShotDataset, episodes, shot: int, seed: int) -> bytes:
+    """The bytes of the episode list, written in a scratch folder (no user file is touched)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        return write_episode_list(Path(scratch) / "list.json", dataset, episodes, shot,
+                                  seed).read_bytes()
+
+
+def _unwritten(path: Path, text: bytes) -> bytes | None:
+    """``text`` if ``path`` is still to be written, None if it already holds exactly ``text``;
+    any other existing file is refused."""
+    if path.is_file() and path.read_bytes() == text:
+        return None
+    if path.exists() or path.is_symlink():
+        raise UserInputError(f"--out {path} already exists and is not this episode list; sansa "
+                             "never rewrites your files: choose another file or folder, or "
+                             "remove it")
+    return text

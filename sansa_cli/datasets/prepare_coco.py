@@ -30,6 +30,7 @@ import numpy as np
 from sansa_cli.artifacts.files import write_bytes_atomic
 from sansa_cli.datasets.base import Track, no_track
 from sansa_cli.datasets.coco20i import NUM_CLASSES, fold_classes
+from sansa_cli.datasets.reading import opened_image
 from sansa_cli.datasets.segmentation import segmentation_mask
 from sansa_cli.errors import DatasetError, MissingFileError
 
@@ -149,14 +150,9 @@ def _pixel_counts(mask: np.ndarray) -> np.ndarray:
 
 
 def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image)
-    except OSError as exc:
-        raise DatasetError(f"mask {path} is unreadable ({exc}); delete it and rerun "
-                           "`sansa prepare coco20i` to rebuild it") from exc
+    with opened_image(path, "mask", fix="delete it and rerun `sansa prepare coco20i` to "
+                      "rebuild it") as image:
+        return np.asarray(image)
 
 
 def _write_png(dest: Path, mask: np.ndarray) -> None:

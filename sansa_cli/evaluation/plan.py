@@ -25,8 +25,8 @@ class EvalJob:
     dataset: str
     data_root: Path
     out: Path
-    shots: Optional[str] = None  # default 1,5 (or the episode list's)
-    folds: Optional[str] = None  # default all (or the episode list's)
+    shots: Optional[str] = None  # default 1,5 (or those of the --episodes file or folder)
+    folds: Optional[str] = None  # default all (or those of the --episodes file or folder)
     split: Optional[str] = None
     episodes: Optional[Path] = None
     episodes_per_fold: Optional[int] = None
@@ -143,13 +143,15 @@ def _listed(job: EvalJob, cls, dataset: FewShotDataset, shot: int) -> tuple[list
 
 
 def _selection(job: EvalJob, cls) -> tuple[list[int] | None, list[int]]:
-    """Folds (None = all) and shots asked for; a single episode-list file supplies defaults."""
+    """Folds (None = all) and shots asked for; an episode-list file, or a folder of them,
+    supplies the defaults (what it holds)."""
     from sansa_cli.datasets.episode_list import read_episode_list
 
     folds = None if job.folds in (None, "all") else parse_int_list(job.folds, "--folds")
     shots = parse_shots(job.shots) if job.shots is not None else None
-    if job.episodes is not None and Path(job.episodes).expanduser().is_file():
-        listed = read_episode_list(job.episodes)
+    path = Path(job.episodes).expanduser() if job.episodes is not None else None
+    if path is not None and path.is_file():
+        listed = read_episode_list(path)
         if listed.dataset != cls.name:
             raise UserInputError(f"episode list {job.episodes} is for {listed.dataset}, not "
                                  f"{cls.name}; pass the matching --dataset or another list")
@@ -158,7 +160,32 @@ def _selection(job: EvalJob, cls) -> tuple[list[int] | None, list[int]]:
                 f"episode list {job.episodes} holds fold {listed.fold} {listed.shot}-shot only; "
                 f"pass --folds {listed.fold} --shots {listed.shot} or a folder of lists")
         return [listed.fold], [listed.shot]
+    if path is not None and path.is_dir() and (job.folds is None or shots is None):
+        present = _lists_in(path, cls, job.split or cls.eval_split, job.seed)
+        if not present:
+            raise MissingFileError(
+                f"{path} holds no {cls.name} episode list of split "
+                f"{job.split or cls.eval_split} and seed {job.seed}; write them with `sansa "
+                f"prepare {cls.name} --data-root DIR --episodes --seed {job.seed} --out {path}` "
+                "or pass another --episodes (or --seed)")
+        if job.folds is None:  # the folds holding lists of the shots asked for (else any
+            # list: the first missing list is then named, with the command that writes it)
+            folds = (sorted({f for f, k in present if shots is None or k in shots})
+                     or sorted({f for f, _ in present}))
+        if shots is None:
+            shots = sorted({k for f, k in present if folds is None or f in folds})
     return folds, shots or [1, 5]
+
+
+def _lists_in(folder: Path, cls, split: str, seed: int) -> set[tuple[int, int]]:
+    """(fold, shot) of each episode list of ``cls``, ``split`` and ``seed`` in ``folder``, by
+    the names ``sansa prepare --episodes`` gives them."""
+    import re
+
+    pattern = re.compile(rf"{re.escape(cls.name)}_fold(\d+)_{re.escape(split)}_(\d+)shot"
+                         rf"_seed{seed}\.json")
+    found = (pattern.fullmatch(p.name) for p in folder.iterdir())
+    return {(int(m[1]), int(m[2])) for m in found if m}
 
 
 def build_plan(job: EvalJob) -> EvalPlan:

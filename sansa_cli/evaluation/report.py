@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sansa_cli.artifacts.files import write_bytes_atomic
+from sansa_cli.artifacts.files import finite_json, write_bytes_atomic
 from sansa_cli.evaluation.metrics import ClassSums, EpisodeCounts
 
 
@@ -73,7 +72,7 @@ def write_results(out: Path, settings: dict, versions: dict, scores: list[Score]
             "versions": versions, "results": [s.summary() for s in scores],
             "mean": [{**m, "miou": round(m["miou"], 4), "fb_iou": round(m["fb_iou"], 4)}
                      for m in means(scores)], **extra}
-    write_bytes_atomic(out / "results.json", (json.dumps(body, indent=2) + "\n").encode())
+    write_bytes_atomic(out / "results.json", (finite_json(body) + "\n").encode())
 
 
 def write_per_class(out: Path, scores: list[Score], class_name) -> None:

@@ -57,15 +57,7 @@ class EpisodeLog:
             raise UserInputError(
                 f"{self.path} holds episodes of an evaluation with other settings "
                 f"({', '.join(changed) or 'format'}); pass another --out folder or delete it")
-        rows = []
-        for number, line in enumerate(lines[1:], start=2):
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                if number != len(lines):  # only the last line can be torn by a crash
-                    raise UserInputError(f"{self.path} line {number} is corrupt; delete the "
-                                         "file to start over") from None
-        return rows
+        return read_json_lines(self.path, lines[1:], "delete the file to start over", first=2)
 
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append finished episodes and fsync, so a crash loses at most the episode in flight."""
@@ -84,6 +76,24 @@ class EpisodeLog:
             f.write(text.encode())
             f.flush()
             os.fsync(f.fileno())
+
+
+def read_json_lines(path: Path, lines: list[str], fix: str, first: int = 1) -> list[Any]:
+    """The values of JSON ``lines`` (numbered from ``first`` in ``path``), blank ones skipped.
+
+    A last line that does not parse was torn by a crash mid-write and is dropped; a bad line
+    anywhere else is one error naming it, ending with ``fix``.
+    """
+    rows = []
+    for number, line in enumerate(lines, start=first):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if number != first + len(lines) - 1:  # only the last line can be torn by a crash
+                raise UserInputError(f"{path} line {number} is corrupt; {fix}") from None
+    return rows
 
 
 def _drop_torn_tail(f) -> None:

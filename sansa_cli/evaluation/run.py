@@ -9,6 +9,7 @@ the number of processes, their order, or on resuming. Only rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import platform
@@ -48,18 +49,21 @@ def _base_model(plan: EvalPlan) -> tuple[str, Path]:
     from sansa_cli.artifacts.adapter_file import read_adapter_info
     from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
     from sansa_cli.core.assemble import base_spec
+    from sansa_cli.core.choices import expand_sam2_name
 
     files = [p for p in plan.adapters.values() if p is not None]
     info = read_adapter_info(files[0]) if files else None
     spec = base_spec(plan.job.sam2, info)
-    name = plan.job.sam2 or (info.base_model if info else spec.name)  # as given: a YAML path
+    # a stock name in full (tiny -> sam2.1_hiera_tiny), a YAML path as it was given
+    given = plan.job.sam2 and expand_sam2_name(plan.job.sam2)
+    name = given or (info.base_model if info else spec.name)
     return name, sam2_checkpoint(spec, plan.job.sam2_checkpoint)
 
 
 def _settings(plan: EvalPlan, sam2: str, checkpoint: Path) -> tuple[dict, dict, dict]:
     """(settings that decide the numbers, hashed for resuming; everything recorded;
     fold -> adapter sha256)."""
-    from sansa_cli.artifacts.files import sha256_file
+    from sansa_cli.artifacts.hashing import sha256_file
 
     job = plan.job
     decisive = {
@@ -203,14 +207,41 @@ class _Runner:
 def run_eval(job: EvalJob, console=None) -> list:
     """Run an evaluation end to end and return its scores (rank 0; [] on other ranks).
 
-    Every input is checked before anything is written or any model is built.
+    Every input is checked before anything is written or any model is built; the output
+    folders are locked against a second run while this one writes them.
     """
+    from sansa_cli.artifacts.files import check_output_dir
+
+    started = time.perf_counter()
+    check_output_dir(job.out, "--out")
+    if job.save_predictions is not None:
+        check_output_dir(job.save_predictions, "--save-predictions")
+    plan = build_plan(job)
+    sam2, checkpoint = _base_model(plan)
+    with _locked_outputs(job):
+        return _evaluate(plan, sam2, checkpoint, console, started)
+
+
+@contextlib.contextmanager
+def _locked_outputs(job: EvalJob):
+    """Hold ``--out`` and ``--save-predictions`` (rank 0 only: the other ranks write nothing)."""
+    from sansa_cli.artifacts.files import output_lock
+
+    folders = {Path(job.out).expanduser().resolve(): (job.out, "--out")}
+    if job.save_predictions is not None:
+        folders.setdefault(Path(job.save_predictions).expanduser().resolve(),
+                           (job.save_predictions, "--save-predictions"))
+    with contextlib.ExitStack() as stack:
+        for path, flag in folders.values() if distributed.is_main() else ():
+            stack.enter_context(output_lock(path, flag))
+        yield
+
+
+def _evaluate(plan: EvalPlan, sam2: str, checkpoint: Path, console, started: float) -> list:
     from sansa_cli.core.device import resolve_device
     from sansa_cli.evaluation import report
 
-    started = time.perf_counter()
-    plan = build_plan(job)
-    sam2, checkpoint = _base_model(plan)
+    job = plan.job
     decisive, recorded, shas = _settings(plan, sam2, checkpoint)
     log = EpisodeLog(Path(job.out) / LOG_NAME, decisive)
     previous = log.read()
@@ -251,8 +282,6 @@ def _pending(plan: EvalPlan, runner: _Runner, done: set) -> tuple[int, int]:
 
 def _progress(total: tuple[int, int]):
     """A progress bar on stderr on rank 0 (a do-nothing context elsewhere)."""
-    import contextlib
-
     if not distributed.is_main():
         return contextlib.nullcontext(None)
     from rich.console import Console

@@ -25,36 +25,70 @@ class PredictJob:
     allow_base_mismatch: bool = False
 
 
-def _check_targets(targets: list[Path]) -> None:
-    """Open every target's header now, so a broken file fails before any work is done."""
-    from PIL import Image, UnidentifiedImageError
+def _check_targets(targets: list[Path], console) -> None:
+    """Open every target's header now, so a broken file fails before any work is done; say
+    that only the first frame of an animated (or multi-page) image is segmented."""
+    from sansa_cli.core.images import frame_count
 
     for target in targets:
-        try:
-            with Image.open(target):
-                pass
-        except (UnidentifiedImageError, OSError) as exc:
-            raise UserInputError(f"target {target} cannot be read as an image ({exc}); "
-                                 "remove or re-export it") from exc
+        frames = frame_count(target, "target")
+        if frames > 1:
+            console.print(f"warning: target {target} has {frames} frames (an animation or "
+                          "pages); only its first frame is segmented", markup=False,
+                          highlight=False, soft_wrap=True)
+
+
+def _check_out(out: Path, targets: list[Path], inputs: list[Path], overlay: bool) -> dict:
+    """The output plan (see :func:`~sansa_cli.predict.outputs.output_paths`) once ``out`` is a
+    writable folder that holds no target (its masks would be targets of the next run there)."""
+    from sansa_cli.artifacts.files import check_output_dir
+    from sansa_cli.predict.outputs import output_paths
+
+    check_output_dir(out)
+    plan = output_paths(out, targets, inputs, overlay)
+    holding = next((t for t in targets if t.parent.resolve() == out.resolve()), None)
+    if holding is not None:
+        raise UserInputError(f"--out {out} is the folder of the target {holding}; masks written "
+                             "there would be read as targets by the next run over it; choose "
+                             f"another folder, e.g. {out / 'masks'}")
+    return plan
 
 
 def run_predict(job: PredictJob) -> None:
-    """Run a prediction job end to end; writes nothing unless every input checks out."""
+    """Run a prediction job end to end; writes nothing unless every input checks out.
+
+    A target that fails to decode while segmenting (e.g. a truncated JPEG: its header was fine)
+    stops the run there, with one line naming it and how many masks were written (those of the
+    targets before it).
+    """
     from rich.console import Console
 
     from sansa_cli.core.images import list_targets
     from sansa_cli.core.references import load_reference
-    from sansa_cli.predict.outputs import output_paths
 
     console = Console(stderr=True)
     # fail fast, before any model is built; the loaded references are what the model encodes
     references = [load_reference(image, marking) for image, marking in job.references]
     targets = list_targets(job.targets)
-    _check_targets(targets)
+    _check_targets(targets, console)
     inputs = [p for pair in job.references for p in pair if isinstance(p, Path)] + targets
-    plan = output_paths(job.out, targets, inputs, job.overlay) if job.out else {}
     if job.out is None and (job.overlay or job.json):
         raise UserInputError("--overlay and --json write files: add --out DIR")
+    plan = _check_out(job.out, targets, inputs, job.overlay) if job.out else {}
+    with _locked(job.out):
+        _segment_all(job, references, targets, plan, console)
+
+
+def _locked(out: Path | None):
+    import contextlib
+
+    from sansa_cli.artifacts.files import output_lock
+
+    return output_lock(out) if out is not None else contextlib.nullcontext()
+
+
+def _segment_all(job: PredictJob, references, targets, plan, console) -> None:
+    from rich.console import Console
 
     from sansa_cli.api import load_model
 
@@ -89,13 +123,17 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
     from sansa_cli.predict.outputs import write_overlay
 
     loaded: deque = deque()  # targets read but not yet written (at most one batch)
+    results = []
 
-    def images():
-        for target in targets:  # each file is read once, for the model and its picture
-            loaded.append(load_image(target))
+    def images():  # each file is read once, for the model and its picture
+        for index, target in enumerate(targets):
+            try:
+                loaded.append(load_image(target))
+            except UserInputError as exc:
+                raise UserInputError(f"{exc}; stopped at target {index + 1} of {len(targets)}"
+                                     f"{_written(len(results), job.out)}") from exc
             yield loaded[-1]
 
-    results = []
     columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("targets", total=len(targets))
@@ -110,6 +148,12 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
                     write_overlay(overlay_path, image, result.mask, _caption(result), memory)
             results.append(result)
     return results
+
+
+def _written(count: int, out: Path | None) -> str:
+    if out is None:
+        return ""
+    return f" (masks of the first {count} written to {out})" if count else " (no mask written)"
 
 
 def _caption(result) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from sansa_cli.artifacts.files import plan_outputs, write_bytes_atomic
+from sansa_cli.artifacts.files import finite_json, plan_outputs, write_bytes_atomic
 from sansa_cli.visualize.pictures import png_bytes, sheet
 
 
@@ -19,7 +18,8 @@ def write_overlay(path: Path, image: Image.Image, mask: np.ndarray, caption: str
 
 
 def write_json(path: Path, payload) -> None:
-    write_bytes_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())
+    """``payload`` as standard JSON (NaN and infinities as null)."""
+    write_bytes_atomic(path, (finite_json(payload) + "\n").encode())
 
 
 def output_paths(out_dir: Path, targets: list[Path], inputs: list[Path],

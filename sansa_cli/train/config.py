@@ -1,8 +1,16 @@
-"""The training configuration: defaults, a YAML file, and command-line values on top."""
+"""The training configuration: defaults, a YAML file, and command-line values on top.
+
+Every value is checked by the same rules wherever it comes from (a flag, ``--config FILE`` or a
+resumed run's ``config.yaml``): its type from the field's annotation, then its range or choices.
+A bad value is one line naming the setting, where it came from, and the value.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,61 +53,147 @@ class TrainConfig:
     workers: int = 2
     save_every: int = 0  # steps between checkpoints; 0 = once per epoch
     log_every: int = 10
+    progress_seconds: float = 30.0  # longest silence of the plain (non-terminal) display
     val_episodes: int = 0  # 0 = no validation
     val_shot: int = 1
     prompt: str = "mask"
 
-    def check(self) -> "TrainConfig":
-        """Validate values a user can get wrong; returns self."""
+    def check(self, origins: dict[str, str] | None = None) -> "TrainConfig":
+        """Validate every value a user can get wrong; returns self.
+
+        ``origins`` maps a setting to the file it came from (for the message); settings not in
+        it are named as their command-line flag.
+        """
+        origins = origins or {}
+        for name, kind in _field_types().items():
+            value = getattr(self, name)
+            setattr(self, name, _checked(name, value, kind, _where(name, origins.get(name))))
         if not self.dataset or not self.data_root:
             raise UserInputError("training needs --dataset NAME and --data-root DIR")
-        if self.loss not in LOSSES:
-            raise UserInputError(f"unknown loss {self.loss!r}; use {' or '.join(LOSSES)}")
-        if self.precision not in PRECISIONS:
-            raise UserInputError(
-                f"unknown precision {self.precision!r}; use {', '.join(PRECISIONS)}")
-        for name in ("seq_len", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserInputError(f"{name.replace('_', '-')} must be at least 1")
-        if self.steps is not None and self.steps < 1:
-            raise UserInputError("--steps must be at least 1")
-        if not self.lr > 0:
-            raise UserInputError(f"learning rate {self.lr} must be positive")
-        if self.prompt not in choices.PROMPT_TYPES:
-            raise UserInputError(f"unknown --prompt {self.prompt!r}; use one of "
-                                 f"{', '.join(choices.PROMPT_TYPES)}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+# -- the rules, one table for flags and files ---------------------------------------------------
+#: the smallest value of each numeric setting (``lr`` must be above it)
+MINIMUM = {"fold": 0, "seq_len": 1, "lr": 0, "weight_decay": 0, "warmup_steps": 0,
+           "grad_clip": 0, "epochs": 1, "steps": 1, "episodes_per_epoch": 1, "batch_size": 1,
+           "seed": 0, "workers": 0, "save_every": 0, "log_every": 0, "progress_seconds": 0,
+           "val_episodes": 0, "val_shot": 1}
+EXCLUSIVE = {"lr"}
+CHOICES = {"loss": LOSSES, "precision": PRECISIONS, "prompt": choices.PROMPT_TYPES}
+EXAMPLES = {"lr": "1e-4", "weight_decay": "0.01", "grad_clip": "0.1", "progress_seconds": "30"}
+NON_EMPTY = ("adapter", "sam2")
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _where(name: str, origin: str | None) -> str:
+    return f"--{name.replace('_', '-')}" if origin is None else f"{name} in {origin}"
+
+
+def _checked(name: str, value: Any, kind: Any, where: str) -> Any:
+    """``value`` if it fits ``kind`` and the rules of ``name`` (floats may arrive as text)."""
+    args = typing.get_args(kind)
+    if type(None) in args:
+        if value is None:
+            return None
+        kind = next(a for a in args if a is not type(None))
+    base = typing.get_origin(kind) or kind
+    if base is bool:
+        if not isinstance(value, bool):
+            raise UserInputError(f"{where} is {value!r}, not true or false; give true or false")
+        return value
+    if base is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise UserInputError(f"{where} is {value!r}, not a mapping of option names to "
+                                 "values; give KEY: VALUE pairs")
+        return value
+    if base is str:
+        if isinstance(value, os.PathLike):  # a path flag, or a library caller's Path
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise UserInputError(f"{where} is {value!r}, not text; quote it or fix the value")
+        if name in CHOICES and value not in CHOICES[name]:
+            raise UserInputError(f"unknown {name.replace('_', ' ')} {value!r} ({where}); use "
+                                 f"one of {', '.join(CHOICES[name])}")
+        if name in NON_EMPTY and not value:
+            raise UserInputError(f"{where} is empty; name one (see `sansa info`)")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserInputError(f"{where} is {value!r}, not a whole number; give one such as "
+                                 f"{max(MINIMUM.get(name, 0), 1)}")
+    elif base is float:
+        value = _number(value, where, EXAMPLES.get(name, "1.0"))
+    return _in_range(name, value, where)
+
+
+def _number(value: Any, where: str, example: str) -> float:
+    # YAML 1.1 (PyYAML) reads `1e-4` (no dot) as text; accept any text Python reads as a number.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserInputError(f"{where} is {value!r}, not a number; give one such as {example}")
+    if not math.isfinite(value):
+        raise UserInputError(f"{where} is {value!r}; give a finite number such as {example}")
+    return float(value)
+
+
+def _in_range(name: str, value, where: str):
+    low = MINIMUM.get(name)
+    if low is None:
+        return value
+    if name in EXCLUSIVE and not value > low:
+        raise UserInputError(f"{where} is {value!r}; it must be above {low}")
+    if value < low:
+        raise UserInputError(f"{where} is {value!r}; it must be at least {low}")
+    return value
+
+
+# -- reading and writing -------------------------------------------------------------------------
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """Defaults, then the YAML file's values, then ``overrides`` (CLI flags that were given)."""
     import yaml
 
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise UserInputError(f"config file {path} does not exist; check --config")
         try:
             values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserInputError(f"config file {path} is not valid YAML ({exc})") from exc
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            reason = " ".join(str(exc).split())
+            raise UserInputError(f"config file {path} is not valid YAML ({reason})") from exc
         if not isinstance(values, dict):
             raise UserInputError(f"config file {path} must hold a mapping of settings")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("data_root", "sam2_checkpoint", "sam2"):  # runs resume from anywhere
-        value = values.get(key)
-        if value is not None and (key != "sam2" or str(value).endswith((".yaml", ".yml"))):
-            values[key] = str(Path(value).expanduser().resolve())
+        origins = {str(k): str(path) for k in values}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    for key in given:
+        origins.pop(key, None)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(str(k) for k in set(values) - known)
     if unknown:
-        raise UserInputError(f"unknown training settings {', '.join(unknown)}; known: "
+        where = f" in {path}" if path is not None else ""
+        raise UserInputError(f"unknown training settings {', '.join(unknown)}{where}; known: "
                              f"{', '.join(sorted(known))}")
-    return TrainConfig(**values).check()
+    config = TrainConfig(**values).check(origins)
+    for key in ("data_root", "sam2_checkpoint", "sam2"):  # runs resume from anywhere
+        value = getattr(config, key)
+        if value is not None and (key != "sam2" or value.endswith((".yaml", ".yml"))):
+            setattr(config, key, str(Path(value).expanduser().resolve()))
+    return config
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -8,6 +8,8 @@ from sansa_cli.core.parsing import key_values
 from sansa_cli.errors import UserInputError
 
 ADAPTER_FLAGS = ("bottleneck", "stages", "rank", "alpha", "adapter_option")
+#: settings a resumed run may change: where and how it runs and shows progress, not what it trains
+RESUME_FLAGS = ("device", "workers", "progress_seconds", "log_every")
 
 
 def run_train(out: Path | None, resume: Path | None, config_file: Path | None, flags: dict,
@@ -20,7 +22,7 @@ def run_train(out: Path | None, resume: Path | None, config_file: Path | None, f
         saved = resume / "config.yaml"
         if not saved.is_file():
             raise UserInputError(f"{resume} holds no config.yaml; is it a sansa run directory?")
-        config = load_config(saved, {k: v for k, v in flags.items() if k in ("device", "workers")})
+        config = load_config(saved, {k: v for k, v in flags.items() if k in RESUME_FLAGS})
         return Run(config, resume, resume=True).train()
     overrides = {k: v for k, v in flags.items() if k not in ADAPTER_FLAGS + ("config",)}
     if "dataset_option" in overrides:

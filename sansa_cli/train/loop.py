@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,12 @@ from sansa_cli.artifacts.train_checkpoint import (
 from sansa_cli.core import distributed
 from sansa_cli.core.choices import DEFAULT_RESIZE
 from sansa_cli.core.device import autocast
-from sansa_cli.errors import SansaError, UserInputError
+from sansa_cli.errors import SansaError
 from sansa_cli.train.chain import EpisodeChain
 from sansa_cli.train.config import TrainConfig, save_config
 from sansa_cli.train.display import TrainDisplay
 from sansa_cli.train.episode_data import EpisodeTensors, epoch_episodes, rank_indices
+from sansa_cli.train.preflight import LOG_FIX, check_run
 from sansa_cli.train.setup import (
     build_parts,
     frozen_mode,
@@ -90,10 +92,12 @@ class Run:
     def _train(self, ctx, device) -> Path:
         config, out = self.config, self.out
         checkpoints = out / "checkpoints"
-        if not self.resume and (checkpoints / "latest.pt").exists():
-            raise UserInputError(f"{out} already holds a run; continue it with --resume {out} "
-                                 "or choose another --out")
-        parts = build_parts(config, ctx, device)
+        show = ctx.is_main and not self.quiet
+        checked = check_run(config, out, self.resume, ctx, show)  # before any download or build
+        for warning in checked.warnings if show else ():
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        self.validator = checked.validator
+        parts = build_parts(config, ctx, device, checked.dataset)
         self.parts, self.ctx, self.device = parts, ctx, device
         self.precision = resolve_precision(config, device)
         optimizer, scheduler = optimizer_and_schedule(config, parts.trainable, parts.total_steps)
@@ -121,12 +125,17 @@ class Run:
     # -- the loop ------------------------------------------------------------------------------
     def _loop(self, step: int) -> Path:
         parts, config = self.parts, self.config
-        display = TrainDisplay(parts.total_steps, step, self.ctx.is_main and not self.quiet)
+        display = TrainDisplay(parts.total_steps, step, self.ctx.is_main and not self.quiet,
+                               config.progress_seconds)
+        left = parts.total_steps - step
+        head = f"resuming at step {step}: " if step else ""
+        display.message(f"{head}{left} step{_s(left)} to train ({parts.steps_per_epoch} per "
+                        f"epoch) on {self.device.type} in {self.precision}; run folder {self.out}")
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while step < parts.total_steps:
                 epoch = step // parts.steps_per_epoch
-                for batch in self._loader(epoch, step % parts.steps_per_epoch):
+                for batch in _one_line_errors(self._loader(epoch, step % parts.steps_per_epoch)):
                     step = self._step(batch, step, epoch, display)
                     if step >= parts.total_steps or self._should_stop(step):
                         break
@@ -241,7 +250,7 @@ class Run:
             if (self.out / "checkpoints" / "best.pt").exists():
                 export_training_checkpoint(self.out, self.out / "adapter_best.safetensors",
                                            best=True)
-            display.message(f"trained {step} steps; adapter written to {path}")
+            display.message(f"trained {step} step{_s(step)}; adapter written to {path}")
         distributed.barrier()
         return path
 
@@ -261,11 +270,31 @@ class Run:
             f.write(json.dumps(row) + "\n")
 
     def _trim_log(self, step: int) -> None:
-        """Drop log rows past the checkpoint being resumed (they will be logged again)."""
+        """Drop log rows past the checkpoint being resumed (they will be logged again), and a
+        last line torn by a crash mid-write, as the evaluation log does."""
         from sansa_cli.artifacts.files import write_bytes_atomic
+        from sansa_cli.evaluation.resume import read_json_lines
 
         log = self.out / "log.jsonl"
         if log.exists():
-            rows = [line for line in log.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= step]
-            write_bytes_atomic(log, "".join(r + "\n" for r in rows).encode())
+            rows = read_json_lines(log, log.read_text(errors="replace").splitlines(), LOG_FIX)
+            kept = [r for r in rows if isinstance(r, dict) and r.get("step", 0) <= step]
+            write_bytes_atomic(log, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def _one_line_errors(batches):
+    """``batches``, with a sansa error raised in a data-loading worker process told in its own
+    one line (torch re-raises it with the worker's whole traceback as the message)."""
+    try:
+        yield from batches
+    except SansaError as exc:
+        lines = str(exc).strip().splitlines()
+        if len(lines) < 2:
+            raise
+        last = lines[-1]
+        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+        raise type(exc)(last[len(prefix):] if last.startswith(prefix) else last) from None

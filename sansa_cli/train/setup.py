@@ -26,7 +26,7 @@ class Parts:
 def build_model(config: TrainConfig, ctx, device):
     """The frozen SAM2 with the strategy injected; only its parameters require grad."""
     from sansa_cli.adapters.base import build_strategy
-    from sansa_cli.artifacts.files import sha256_file
+    from sansa_cli.artifacts.hashing import sha256_file
     from sansa_cli.artifacts.sam2_checkpoints import sam2_checkpoint
     from sansa_cli.core import distributed
     from sansa_cli.core.assemble import base_spec
@@ -43,7 +43,8 @@ def build_model(config: TrainConfig, ctx, device):
                      overrides=overrides,
                      strategy=build_strategy(config.adapter, config.adapter_options),
                      device=device, seed=config.seed)  # identical adapter init everywhere
-    base = {"name": config.sam2, "overrides": overrides, "sha256": sha256_file(built.checkpoint)}
+    base = {"name": config.sam2, "overrides": overrides, "sha256": sha256_file(built.checkpoint),
+            "fingerprint": built.base_fingerprint}
     return built.sam, built.strategy, built.trainable, base
 
 
@@ -56,23 +57,23 @@ def frozen_mode(sam) -> None:
             module.train()
 
 
-def build_parts(config: TrainConfig, ctx, device) -> Parts:
-    from sansa_cli import registry
-
-    sam, strategy, trainable, base = build_model(config, ctx, device)
-    cls = registry.load("dataset", config.dataset)
-    # Where fold membership depends on the shot, the held-out classes are the validation shot's.
-    options = cls.options_for_shot(config.dataset_options, config.val_shot)
-    dataset = cls.create(config.data_root, config.fold, "train", **options)
-    if config.batch_size % ctx.world:
+def epoch_plan(config: TrainConfig, dataset, world: int) -> tuple[int, int, int]:
+    """(episodes per epoch, steps per epoch, total steps); sizes that cannot work are errors."""
+    if config.batch_size % world:
         raise UserInputError(f"global batch size {config.batch_size} does not split over "
-                             f"{ctx.world} processes; use a multiple of {ctx.world}")
+                             f"{world} processes; use a multiple of {world}")
     per_epoch = config.episodes_per_epoch or len(dataset.image_ids())
     steps_per_epoch = per_epoch // config.batch_size
     if steps_per_epoch < 1:
         raise UserInputError(f"an epoch of {per_epoch} episodes is smaller than the batch size "
                              f"{config.batch_size}; lower --batch-size")
-    total = config.steps or config.epochs * steps_per_epoch
+    return per_epoch, steps_per_epoch, config.steps or config.epochs * steps_per_epoch
+
+
+def build_parts(config: TrainConfig, ctx, device, dataset) -> Parts:
+    """The model around the already checked training ``dataset`` (see ``train/preflight.py``)."""
+    per_epoch, steps_per_epoch, total = epoch_plan(config, dataset, ctx.world)
+    sam, strategy, trainable, base = build_model(config, ctx, device)
     return Parts(sam, strategy, trainable, base, dataset, steps_per_epoch, total, per_epoch)
 
 

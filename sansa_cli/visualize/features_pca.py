@@ -230,23 +230,14 @@ def _pictures(views: list[FeatureView], thumbs, plan, names, out: Path) -> dict[
     return pictures
 
 
-def visualize_features(images: Sequence[str | Path], out: str | Path,
-                       masks: Sequence[str | Path] | None = None, classes: str | None = None,
-                       adapters: str | Path | None = None, sam2: str | None = None,
-                       checkpoint: str | Path | None = None, device: str = "auto",
-                       precision: str = "fp32", batch_size: int | None = None) -> list[Path]:
-    """Write ``<stem>_pca.png`` per image (columns: image | frozen | adapted) and, with masks,
-    ``scatter.png`` to ``out``; returns the written paths. Every input is checked before any
-    model is built, and nothing is written unless all the work succeeded."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from sansa_cli.api import load_model
-    from sansa_cli.artifacts.adapter_file import read_adapter_info
-    from sansa_cli.artifacts.files import plan_outputs, write_bytes_atomic
+def _checked_inputs(images, out: Path, masks, classes):
+    """(targets, mask paths or None, class names, thumbnails, output plan), every input and
+    ``out`` checked before any model is built."""
+    from sansa_cli.artifacts.files import check_output_dir, plan_outputs
     from sansa_cli.core.images import list_targets
 
-    targets, out = list_targets(list(images)), Path(out)
+    check_output_dir(out)
+    targets = list_targets(list(images))
     missing = [m for m in masks or [] if not Path(m).exists()]
     if missing:
         raise MissingFileError(f"mask {missing[0]} does not exist; check --masks")
@@ -257,6 +248,27 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
     thumbs = _check_inputs(targets, mask_paths)
     plan = {target: paths[0] for target, paths in plan_outputs(
         out, targets, ("_pca",), targets + (mask_paths or []), extra=("scatter.png",)).items()}
+    return targets, mask_paths, names, thumbs, plan
+
+
+def visualize_features(images: Sequence[str | Path], out: str | Path,
+                       masks: Sequence[str | Path] | None = None, classes: str | None = None,
+                       adapters: str | Path | None = None, sam2: str | None = None,
+                       checkpoint: str | Path | None = None, device: str = "auto",
+                       precision: str = "fp32", batch_size: int | None = None) -> list[Path]:
+    """Write ``<stem>_pca.png`` per image (columns: image | frozen | adapted) and, with masks,
+    ``scatter.png`` to ``out``; returns the written paths. Every input is checked before any
+    model is built, nothing is written unless all the work succeeded, and ``out`` is locked
+    against a second run for the duration (see :func:`sansa_cli.artifacts.files.output_lock`)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from sansa_cli.api import load_model
+    from sansa_cli.artifacts.adapter_file import read_adapter_info
+    from sansa_cli.artifacts.files import output_lock, write_bytes_atomic
+
+    out = Path(out)
+    targets, mask_paths, names, thumbs, plan = _checked_inputs(images, out, masks, classes)
     info = read_adapter_info(adapters) if adapters is not None else None
     runs = [("frozen SAM2", sam2, None)]  # (title, --sam2, adapters)
     if info is not None:  # the adapted model first: its file is checked before the long work
@@ -264,7 +276,8 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
                 ("frozen SAM2", sam2 or info.base_model, None)]
     views, resize = [], None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with output_lock(out), Progress(*columns, console=Console(stderr=True),
+                                    transient=True) as progress:
         for title, base, adapter_file in runs:  # one model in memory at a time
             model = load_model(sam2=base, sam2_checkpoint=checkpoint,
                                adapters="none" if adapter_file is None else adapter_file,

@@ -68,6 +68,7 @@ def test_export_merged_lora_loads_as_plain_sam2_weights(tmp_path, capsys, monkey
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # builds Hiera-L (with random weights) for its architecture fingerprint
 def test_convert_official_hiera_large_file(tmp_path, capsys, monkeypatch):
     dims = block_dims(144, [2, 6, 36, 4])
     state = official_state(dims, list(range(8, 48)), 0.3)

@@ -5,7 +5,6 @@ folder defaults."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from PIL import Image
 
 from sansa_cli.errors import DatasetError
 from sansa_cli.train.loop import Run
-from tests.cli_helpers import assert_one_line_error, run_sansa
+from tests.cli_helpers import assert_one_line_error, read_only_folder, run_sansa
 from tests.datasets_fixtures import make_folder
 from tests.train_fixtures import config, log_rows, setup  # noqa: F401  (setup is a fixture)
 
@@ -58,13 +57,11 @@ def train_error(args, capsys, monkeypatch, *fragments) -> str:
 @pytest.mark.parametrize("case, fragment", [
     ("file", "is a file"), ("below", "lies below the file"), ("readonly", "not writable")])
 def test_bad_out_folder(case, fragment, setup, data, tmp_path, capsys, monkeypatch, no_work):
-    if case == "readonly" and os.geteuid() == 0:
-        pytest.skip("root writes anywhere")
     blocker = tmp_path / "taken"
     blocker.write_text("x")
-    out = {"file": blocker, "below": blocker / "run", "readonly": tmp_path / "ro" / "run"}[case]
-    (tmp_path / "ro").mkdir(mode=0o500)
-    train_error(train_args(setup, data, out), capsys, monkeypatch, "--out", fragment)
+    with read_only_folder(tmp_path / "ro") as read_only:
+        out = {"file": blocker, "below": blocker / "run", "readonly": read_only / "run"}[case]
+        train_error(train_args(setup, data, out), capsys, monkeypatch, "--out", fragment)
 
 
 # -- names, paths and the dataset before the base model --------------------------------------------

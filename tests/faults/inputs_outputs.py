@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.cli_helpers import assert_one_line_error, run_sansa
+from tests.cli_helpers import assert_one_line_error, read_only_folder, run_sansa
 from tests.conftest import blob_image
 from tests.datasets_fixtures import make_folder
 from tests.eval_fixtures import eval_roots, model_args  # noqa: F401  (fixtures)
@@ -47,41 +47,6 @@ def truncated_jpeg(path: Path) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
     return path
-
-
-@contextlib.contextmanager
-def read_only_folder(path: Path):
-    """A folder this process cannot create files in. Root ignores permission bits, so as root
-    the folder is made immutable (Linux ``chattr +i``) instead."""
-    path.mkdir()
-    if os.geteuid() != 0:
-        path.chmod(0o500)
-        try:
-            yield path
-        finally:
-            path.chmod(0o700)
-        return
-    _immutable(path, True)
-    try:
-        yield path
-    finally:
-        _immutable(path, False)
-
-
-def _immutable(path: Path, on: bool) -> None:
-    import fcntl
-
-    get_flags, set_flags, immutable = 0x80086601, 0x40086602, 0x10  # linux/fs.h
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        flags = struct.unpack("i", fcntl.ioctl(fd, get_flags, struct.pack("i", 0)))[0]
-        fcntl.ioctl(fd, set_flags, struct.pack("i", flags | immutable if on else
-                                               flags & ~immutable))
-    except OSError as exc:
-        pytest.skip(f"running as root, where permission bits do not stop writes, on a "
-                    f"filesystem without the immutable flag ({exc})")
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture()

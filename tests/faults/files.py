@@ -331,6 +331,26 @@ def test_file_for_another_architecture_is_refused_by_predict(tmp_path, scene, ca
     assert not list(tmp_path.glob("out/*.png"))
 
 
+def test_a_file_never_picks_the_sam2_config_to_build(tmp_path, scene, tiny_checkpoint, capsys,
+                                                     monkeypatch):
+    """A YAML names classes to instantiate: a file that names one as its base is built only
+    when the user names that YAML too."""
+    from sansa_cli import load_model
+    from sansa_cli.errors import UserInputError
+
+    path = exported(tmp_path)  # made on the tiny YAML
+    message = one_line(UserInputError, load_model, sam2_checkpoint=tiny_checkpoint,
+                       adapters=path, device="cpu")
+    assert str(TINY_YAML) in message and "--sam2" in message
+    (ref, mask), target = scene["refs"][0], scene["targets"][0]
+    args = ["predict", ref, mask, target, "--out", tmp_path / "out", "--adapters", path,
+            "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"]
+    code, _, err = run_sansa(args, capsys, monkeypatch)
+    assert_one_line_error(code, err, "pass --sam2 with that file")
+    code, _, err = run_sansa([*args, "--sam2", TINY_YAML], capsys, monkeypatch)
+    assert code == 0, err
+
+
 def test_files_without_a_fingerprint_keep_todays_checks(tmp_path):
     from sansa_cli.core.assemble import build_model
 

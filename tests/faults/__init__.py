@@ -1,0 +1,1 @@
+"""The fault tests, by concern; collected through tests/test_faults.py."""

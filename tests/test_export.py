@@ -84,17 +84,22 @@ def test_convert_official_hiera_large_file(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["missing run", "official file as a run", "corrupt file",
-                                  "two sources"])
+                                  "two sources", "out below a file", "out a folder"])
 def test_bad_input_is_one_error_line(case, tmp_path, capsys, monkeypatch):
     official = write_official(tmp_path / "adapter_fss.pth", {})
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not safetensors at all")
     out = tmp_path / "a.safetensors"
+    (tmp_path / "folder.safetensors").mkdir()
     args, fragment = {
         "missing run": ([tmp_path / "missing_run", "--out", out], "does not exist"),
         "official file as a run": ([official, "--out", out], "use --from-official"),
         "corrupt file": (["--info", garbage], "corrupt or truncated"),
         "two sources": ([tmp_path, "--info", garbage], "exactly one of"),
+        "out below a file": (["--from-official", official, "--out", garbage / "a.safetensors"],
+                             "is a file"),
+        "out a folder": (["--from-official", official, "--out",
+                          tmp_path / "folder.safetensors"], "is a folder"),
     }[case]
     code, _, err = run_sansa(["export-adapters", *args], capsys, monkeypatch)
     assert_one_line_error(code, err, fragment)

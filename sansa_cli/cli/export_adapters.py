@@ -56,6 +56,11 @@ def export_adapters(
         raise UserInputError("--out FILE.safetensors is required to write an adapter file")
     if out.suffix != ".safetensors":
         raise UserInputError(f"--out {out} must end in .safetensors")
+    from sansa_cli.artifacts.files import check_output_dir
+
+    check_output_dir(out.parent, "--out")  # before any conversion or model build
+    if out.is_dir():
+        raise UserInputError(f"--out {out} is a folder; give the adapter file's name")
     if from_official is not None:
         if merge_lora:
             raise UserInputError("--merge-lora applies to LoRA training checkpoints, not "

@@ -80,7 +80,8 @@ class Run:
         device = distributed.init(resolve_device(self.config.device).type)
         ctx = Processes(distributed.rank(), distributed.world_size())
         try:
-            return self._train(ctx, device)
+            with self._lock(ctx):  # one run at a time in a run folder
+                return self._train(ctx, device)
         finally:
             # The DDP wrapper goes first: if its C++ reducer were the group's last owner, it
             # would destroy the group while holding the GIL and deadlock with the group's
@@ -89,6 +90,16 @@ class Run:
             distributed.teardown()
 
     # -- setup ---------------------------------------------------------------------------------
+    def _lock(self, ctx):
+        """The run folder's lock, held by the process that writes (rank 0)."""
+        import contextlib
+
+        from sansa_cli.artifacts.files import output_lock
+
+        if not ctx.is_main:
+            return contextlib.nullcontext()
+        return output_lock(self.out, "--resume" if self.resume else "--out")
+
     def _train(self, ctx, device) -> Path:
         config, out = self.config, self.out
         checkpoints = out / "checkpoints"

@@ -5,6 +5,7 @@ folder defaults."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -62,6 +63,16 @@ def test_bad_out_folder(case, fragment, setup, data, tmp_path, capsys, monkeypat
     with read_only_folder(tmp_path / "ro") as read_only:
         out = {"file": blocker, "below": blocker / "run", "readonly": read_only / "run"}[case]
         train_error(train_args(setup, data, out), capsys, monkeypatch, "--out", fragment)
+
+
+def test_a_second_run_in_one_run_folder_is_refused(setup, data, tmp_path, capsys, monkeypatch,
+                                                   no_work):
+    from sansa_cli.artifacts.files import output_lock
+
+    out = tmp_path / "run"
+    with output_lock(out):  # another run holds it
+        train_error(train_args(setup, data, out), capsys, monkeypatch,
+                    f"--out {out} is in use by another sansa run (pid {os.getpid()})")
 
 
 # -- names, paths and the dataset before the base model --------------------------------------------

@@ -15,7 +15,7 @@ from sansa_cli.errors import UserInputError
 def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = None,
                adapters: str | Path = "default", device: str = "auto",
                precision: str = "fp32", batch_size: int | None = None, download: bool = True,
-               allow_base_mismatch: bool = False, resize: str | None = None, **renamed):
+               allow_base_mismatch: bool = False, input_profile=None, **renamed):
     """Build SAM2, load its checkpoint strictly, layer adapters on it, and wrap it for inference.
 
     Args:
@@ -32,16 +32,17 @@ def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = Non
             CPU, where larger batches measured no faster, and 4 on accelerators).
         download: fetch a missing stock checkpoint from Meta's public host.
         allow_base_mismatch: accept adapters trained on a different base checkpoint.
-        resize: how images are resized to the model's size (``pil-bicubic`` or
-            ``antialias-bilinear``); default: what the adapter file records, else
-            ``pil-bicubic`` (SAM2's video predictor).
+        input_profile: how images and reference masks are fed and memory is kept
+            (:mod:`sansa_cli.core.input_profile`): default the adapter file's profile (recorded,
+            or inferred for older files), SAM2's video predictor's for frozen SAM2. An
+            ``InputProfile`` replaces it; a list of ``--input-profile`` values (a preset name or
+            ``KEY=VALUE``) changes it, for experiments.
     Returns:
         a :class:`sansa_cli.core.segmenter.SansaModel`.
     """
     from sansa_cli.core.assemble import build_model
-    from sansa_cli.core.choices import DEFAULT_RESIZE
     from sansa_cli.core.device import check_precision, resolve_device
-    from sansa_cli.core.images import check_resize
+    from sansa_cli.core.input_profile import VIDEO_PREDICTOR, InputProfile, apply_profile_options
     from sansa_cli.core.segmenter import SansaModel
 
     if renamed:
@@ -52,14 +53,18 @@ def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = Non
     if batch_size < 1:
         raise UserInputError(f"batch size {batch_size} must be at least 1")
     check_precision(precision)
-    if resize is not None:
-        check_resize(resize)
+    if not isinstance(input_profile, InputProfile):
+        apply_profile_options(VIDEO_PREDICTOR, input_profile)  # bad options fail before work
     adapter_file = resolve_adapters(adapters, download)
     built = build_model(sam2, checkpoint=sam2_checkpoint, download=download, adapters=adapter_file,
                         device=torch_device, allow_base_mismatch=allow_base_mismatch)
-    recorded = built.adapter_info.extra.get("image_resize") if built.adapter_info else None
-    return SansaModel(built.sam, torch_device, precision, resize or recorded or DEFAULT_RESIZE,
-                      built.strategy, built.spec.name, batch_size)
+    profile = built.adapter_info.profile()[0] if built.adapter_info else VIDEO_PREDICTOR
+    if isinstance(input_profile, InputProfile):
+        profile = input_profile
+    else:
+        profile = apply_profile_options(profile, input_profile)
+    return SansaModel(built.sam, torch_device, precision, profile, built.strategy,
+                      built.spec.name, batch_size, adapter_file)
 
 
 def resolve_adapters(adapters: str | Path, download: bool = True) -> Path | None:

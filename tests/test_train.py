@@ -203,12 +203,13 @@ def test_processes_split_each_global_batch_in_rank_order():
 def test_mixed_prompt_training(setup, tmp_path):
     """References marked by random prompts (points, box, scribble or mask), as the authors'
     universal model was trained; the run completes and the adapters move."""
+    from sansa_cli.core.input_profile import SANSA_TRAINING
     from sansa_cli.train.episode_data import EpisodeTensors, epoch_episodes
     from sansa_cli import registry
 
     dataset = registry.load("dataset", "folder").create(str(setup["data"]), 0, "train")
     episodes = epoch_episodes(dataset, 0, 0, 24, 2)
-    data = EpisodeTensors(dataset, episodes, list(range(24)), 256, "pil-bicubic", False, 0, 0,
+    data = EpisodeTensors(dataset, episodes, list(range(24)), 256, SANSA_TRAINING, False, 0, 0,
                           "mixed")
     counts = [int(data[i]["prompt_count"]) for i in range(24)]
     assert any(c == 0 for c in counts) and any(c > 0 for c in counts)  # masks and prompts

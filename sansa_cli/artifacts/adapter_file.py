@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sansa_cli.core.choices import STORAGE_DTYPES
+from sansa_cli.core.input_profile import InputProfile, infer_profile, profile_from_json
 from sansa_cli.core.sam2_base import check_file_settings
 from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 
@@ -38,6 +39,13 @@ class AdapterInfo:
     base_overrides: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
     base_fingerprint: str = ""  # architecture_fingerprint of the base; "" in older files
+    input_profile: InputProfile | None = None  # how its adapters expect inputs; None in older
+
+    def profile(self) -> tuple[InputProfile, str]:
+        """The input profile and where it comes from (recorded, or inferred for older files)."""
+        if self.input_profile is not None:
+            return self.input_profile, "recorded"
+        return infer_profile(self.extra)
 
     def metadata(self) -> dict[str, str]:
         return {
@@ -50,6 +58,7 @@ class AdapterInfo:
             "base_checkpoint_sha256": self.base_checkpoint_sha256,
             "base_overrides": json.dumps(self.base_overrides, sort_keys=True),
             "base_fingerprint": self.base_fingerprint,
+            "input_profile": self.input_profile.to_json() if self.input_profile else "",
         }
 
 
@@ -132,6 +141,11 @@ def read_adapter_info(path: str | Path) -> AdapterInfo:
             "export it again"
         ) from exc
     info.base_overrides = check_file_settings(info.base_overrides, f"adapter file {path}")
+    if meta.get("input_profile"):
+        try:
+            info.input_profile = profile_from_json(meta["input_profile"], f"adapter file {path}")
+        except UserInputError as exc:
+            raise AdapterFileError(str(exc)) from exc
     return info
 
 
@@ -304,6 +318,7 @@ def describe(path: str | Path) -> str:
     """Human-readable metadata and counts of an adapter file (no tensor data is read)."""
     info = read_adapter_info(path)
     summary = tensor_summary(path)
+    profile, how = info.profile()
     lines = [
         f"file              {path}",
         f"strategy          {info.strategy}",
@@ -312,6 +327,7 @@ def describe(path: str | Path) -> str:
         f"base checkpoint   {info.base_checkpoint_sha256 or '(not recorded)'}",
         f"base overrides    {json.dumps(info.base_overrides, sort_keys=True)}",
         f"base architecture {info.base_fingerprint or '(not recorded)'}",
+        f"input profile     {profile.describe()} ({how})",
         f"parameters        {summary['parameters']:,} in {summary['tensors']} tensors "
         f"({', '.join(summary['dtypes'])}, {summary['bytes'] / 1e6:.1f} MB)",
     ]

@@ -21,6 +21,7 @@ from sansa_cli.artifacts.adapter_file import (
 )
 from sansa_cli.artifacts.files import atomic_path
 from sansa_cli.core.sam2_base import check_file_settings
+from sansa_cli.core.input_profile import SANSA_TRAINING
 from sansa_cli.errors import AdapterFileError, MissingFileError, UserInputError
 
 TRAIN_FORMAT = "sansa-train-checkpoint"
@@ -156,6 +157,7 @@ def export_training_checkpoint(source: str | Path, out: str | Path, best: bool =
         base_checkpoint_sha256=blob.get("base_checkpoint_sha256", "") or "",
         base_overrides=dict(blob["base_overrides"]),
         extra={"source": path.name, "step": str(blob.get("step", ""))},
+        input_profile=SANSA_TRAINING,  # sansa's training feeds every reference this way
     )
     strategy = make_strategy(info.strategy, info.config, f"training checkpoint {path}")
     info.config = strategy.config_dict()  # the full config, defaults included
@@ -204,4 +206,5 @@ def _merge(strategy, tensors: dict, info: AdapterInfo, path: Path, explicit):
     merged = strategy.merge(built.sam)
     extra = {**info.extra, "merged_from": f"{strategy.name} {strategy.config_json()}"}
     return merged.tensors, AdapterInfo(merged.strategy, merged.config, info.base_model, found,
-                                       info.base_overrides, extra, info.base_fingerprint)
+                                       info.base_overrides, extra, info.base_fingerprint,
+                                       info.input_profile)

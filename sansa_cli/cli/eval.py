@@ -69,6 +69,7 @@ def eval_command(
     visualize: Annotated[int, typer.Option(
         "--visualize", min=0, help="Write this many picture sheets to OUT/pictures.")] = 0,
     allow_base_mismatch: opt.AllowBaseMismatch = False,
+    input_profile: opt.InputProfileOpt = None,
 ) -> None:
     """Evaluate few-shot segmentation on a benchmark: class-wise mIoU and FB-IoU per fold.
 
@@ -93,5 +94,5 @@ def eval_command(
         precision=precision.value, batch_size=batch_size, cache_mb=cache_mb, prompt=prompt.value,
         dataset_options=list(dataset_option or []), compare_frozen=compare_frozen,
         save_predictions=save_predictions, visualize=visualize,
-        allow_base_mismatch=allow_base_mismatch,
+        allow_base_mismatch=allow_base_mismatch, input_profile=list(input_profile or []),
     ), Console())

@@ -105,3 +105,13 @@ AllowBaseMismatch = Annotated[
     typer.Option("--allow-base-mismatch",
                  help="Use adapters even if they were trained on another base checkpoint."),
 ]
+InputProfileOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--input-profile",
+        help="How images and reference masks are fed (default: the adapter file's profile): a "
+        "preset (video-predictor, release, sansa-training) or KEY=VALUE, e.g. mask_rule=any, "
+        "memory_dtype=fp32, resize=antialias-bilinear, pre_resize=true (repeatable).",
+        show_default=False,
+    ),
+]

@@ -46,6 +46,7 @@ def predict(
     precision: opt.PrecisionOpt = opt.Precision.fp32,
     batch_size: opt.BatchSize = None,
     allow_base_mismatch: opt.AllowBaseMismatch = False,
+    input_profile: opt.InputProfileOpt = None,
 ) -> None:
     """Segment the object marked in the reference(s) in every target image.
 
@@ -67,6 +68,7 @@ def predict(
         overlay=overlay, json=json_summary, adapters=adapters or "default", sam2=sam2,
         sam2_checkpoint=sam2_checkpoint, device=device.value, precision=precision.value,
         batch_size=batch_size, allow_base_mismatch=allow_base_mismatch,
+        input_profile=list(input_profile or []),
     ))
 
 

@@ -32,6 +32,7 @@ def visualize_features(
     device: opt.DeviceOpt = opt.Device.auto,
     precision: opt.PrecisionOpt = opt.Precision.fp32,
     batch_size: opt.BatchSize = None,
+    input_profile: opt.InputProfileOpt = None,
 ) -> None:
     """Colour SAM2's image features by their first 3 principal components (one joint PCA).
 
@@ -45,5 +46,5 @@ def visualize_features(
 
     written = run(images, out, masks=masks, classes=classes, adapters=adapters, sam2=sam2,
                   checkpoint=sam2_checkpoint, device=device.value, precision=precision.value,
-                  batch_size=batch_size)
+                  batch_size=batch_size, input_profile=list(input_profile or []))
     Console().print(f"{len(written)} pictures written to {out}")

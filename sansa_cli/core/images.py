@@ -130,40 +130,53 @@ def check_resize(resize: str) -> str:
     return resize
 
 
-def preprocess(img: Image.Image, size: int, resize: str = DEFAULT_RESIZE):
+def preprocess(img: Image.Image, size: int, resize: str = DEFAULT_RESIZE,
+               pre_resize: int | None = None):
     """A float tensor [3, size, size]: square resize (aspect not kept), ImageNet normalisation.
 
     ``pil-bicubic`` is what SAM2's video predictor does; ``antialias-bilinear`` is what the
-    SANSA authors' release does with tensors.
+    SANSA authors' release does with tensors. ``pre_resize`` first resizes to that square (the
+    canvas a benchmark loader feeds the model at), with the same filter, in float.
     """
     import torch
     import torch.nn.functional as F
 
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    sides = [s for s in (pre_resize, size) if s]
     if resize == "pil-bicubic":
-        array = np.asarray(img.resize((size, size)), dtype=np.float32) / 255.0
-        tensor = torch.from_numpy(array).permute(2, 0, 1)
+        for side in sides:
+            img = img.resize((side, side), Image.BICUBIC)
+        tensor = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
     elif resize == "antialias-bilinear":
         tensor = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        tensor = F.interpolate(tensor[None], size=(size, size), mode="bilinear",
-                               align_corners=False, antialias=True)[0]
+        for side in sides:
+            tensor = F.interpolate(tensor[None], size=(side, side), mode="bilinear",
+                                   align_corners=False, antialias=True)[0]
     else:
         check_resize(resize)
     return (tensor - mean) / std
 
 
-def mask_to_input(mask: np.ndarray, size: int):
-    """A reference mask as SAM2 takes it: [1, size, size] float 0/1, resized as the video
-    predictor does (bilinear with antialiasing, then >= 0.5)."""
+def mask_to_input(mask: np.ndarray, size: int, rule: str = "half",
+                  pre_resize: int | None = None):
+    """A reference mask as SAM2 takes it: [1, size, size] float 0/1.
+
+    The mask is resized with bilinear antialiasing; ``rule`` says which pixels are then object:
+    ``half`` (>= 0.5, SAM2's video predictor) or ``any`` (> 0, the SANSA release, whose masks
+    keep the antialiasing spill). ``pre_resize`` first resizes it (nearest) to the canvas a
+    benchmark loader feeds the model at.
+    """
     import torch
     import torch.nn.functional as F
 
     m = torch.from_numpy(mask.astype(np.float32))[None, None]
+    if pre_resize:
+        m = F.interpolate(m, size=(pre_resize, pre_resize), mode="nearest")
     if m.shape[-2:] != (size, size):
         m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False,
                           antialias=True)
-        m = (m >= 0.5).float()
+        m = (m >= 0.5 if rule == "half" else m > 0).float()
     return m[0]
 
 

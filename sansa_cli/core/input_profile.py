@@ -100,3 +100,30 @@ def infer_profile(extra: dict[str, str]) -> tuple[InputProfile, str]:
     if official or extra.get("image_resize") == RELEASE.resize:
         return RELEASE, "inferred: converted from the authors' release"
     return VIDEO_PREDICTOR, "inferred: written before input profiles, used as before"
+
+
+PRESETS = {"video-predictor": VIDEO_PREDICTOR, "release": RELEASE,
+           "sansa-training": SANSA_TRAINING}
+
+
+def apply_profile_options(profile: InputProfile, items: list[str] | None) -> InputProfile:
+    """``--input-profile`` values on top of ``profile``: a preset name (``video-predictor``,
+    ``release``, ``sansa-training``) replaces it, ``KEY=VALUE`` changes one setting."""
+    from sansa_cli.core.parsing import key_values
+
+    for item in items or []:
+        if "=" not in item:
+            if item not in PRESETS:
+                raise UserInputError(f"--input-profile {item!r} is neither a preset "
+                                     f"({', '.join(PRESETS)}) nor KEY=VALUE; e.g. "
+                                     "--input-profile mask_rule=any")
+            profile = PRESETS[item]
+            continue
+        changes = key_values([item], "--input-profile", "mask_rule=any")
+        known = {f.name for f in dataclasses.fields(InputProfile)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise UserInputError(f"--input-profile has no setting {unknown[0]!r}; its settings "
+                                 f"are {', '.join(sorted(known))}")
+        profile = profile.replace(**changes)
+    return profile

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from sansa_cli.core import pseudo_video as pv
-from sansa_cli.core.choices import DEFAULT_RESIZE
+from sansa_cli.core.input_profile import VIDEO_PREDICTOR, InputProfile
 from sansa_cli.core.device import autocast
 from sansa_cli.core.images import (
     ImageLike,
@@ -68,34 +68,43 @@ class ReferenceMemory:
 class SansaModel:
     """A (possibly adapted) SAM2 that segments targets from references marked by masks."""
 
-    def __init__(self, sam, device, precision: str = "fp32", resize: str = DEFAULT_RESIZE,
-                 strategy=None, base_name: str = "", batch_size: int = 4,
-                 memory_dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, sam, device, precision: str = "fp32",
+                 profile: InputProfile = VIDEO_PREDICTOR, strategy=None, base_name: str = "",
+                 batch_size: int = 4, adapter_file=None):
         self.sam = sam
         self.device = torch.device(device)
         self.precision = precision
-        self.resize = resize
+        self.profile = profile  # how images and reference masks are fed, memory kept
         self.strategy = strategy
         self.base_name = base_name
         self.batch_size = batch_size
-        # SAM2's video predictor keeps memory features in bfloat16 on every device; so do we.
-        self.memory_dtype = memory_dtype
+        self.adapter_file = adapter_file  # the file the strategy's weights came from, if any
 
     @property
     def image_size(self) -> int:
         return int(self.sam.image_size)
 
-    def _batch(self, images) -> torch.Tensor:
-        return torch.stack([preprocess(img, self.image_size, self.resize) for img in images]
-                           ).to(self.device)
+    @property
+    def resize(self) -> str:
+        return self.profile.resize
+
+    @property
+    def memory_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.profile.memory_dtype == "bf16" else torch.float32
+
+    def _batch(self, images, pre_resize: int | None) -> torch.Tensor:
+        return torch.stack([preprocess(img, self.image_size, self.resize, pre_resize)
+                            for img in images]).to(self.device)
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Image.Image],
-                      on_batch: Callable[[int], None] | None = None) -> pv.FrameFeatures:
-        """Image-encoder features of loaded RGB images, in batches of ``batch_size``."""
+                      on_batch: Callable[[int], None] | None = None,
+                      pre_resize: int | None = None) -> pv.FrameFeatures:
+        """Image-encoder features of loaded RGB images, in batches of ``batch_size``;
+        ``pre_resize``: the square a benchmark loader first resizes images to (evaluation)."""
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            batch = self._batch(images[start:start + self.batch_size])
+            batch = self._batch(images[start:start + self.batch_size], pre_resize)
             with autocast(self.device, self.precision):
                 chunks.append(pv.encode_frames(self.sam, batch))
             if on_batch:
@@ -103,13 +112,14 @@ class SansaModel:
         return pv.FrameFeatures.cat(chunks)
 
     @torch.inference_mode()
-    def memory_from_features(self, frames: pv.FrameFeatures, references: Sequence[Reference]
-                             ) -> ReferenceMemory:
-        """Reference memory from already-encoded reference frames (one frame per reference)."""
+    def memory_from_features(self, frames: pv.FrameFeatures, references: Sequence[Reference],
+                             pre_resize: int | None = None) -> ReferenceMemory:
+        """Reference memory from already-encoded reference frames (one frame per reference);
+        ``pre_resize`` as for :meth:`encode_images` (mask references only)."""
         memories, masks = [], []
         with autocast(self.device, self.precision):
             for i, ref in enumerate(references):
-                memory, mask = self._reference_memory(frames.select([i]), ref)
+                memory, mask = self._reference_memory(frames.select([i]), ref, pre_resize)
                 memory.features = memory.features.to(self.memory_dtype)
                 memories.append(memory)
                 masks.append(mask)
@@ -128,9 +138,11 @@ class SansaModel:
         frames = self.encode_images([ref.image for ref in loaded])
         return self.memory_from_features(frames, loaded)
 
-    def _reference_memory(self, frames: pv.FrameFeatures, ref: Reference):
+    def _reference_memory(self, frames: pv.FrameFeatures, ref: Reference,
+                          pre_resize: int | None = None):
         if ref.prompt is None:
-            mask = mask_to_input(ref.mask, self.image_size)[None].to(self.device)
+            mask = mask_to_input(ref.mask, self.image_size, self.profile.mask_rule,
+                                 pre_resize)[None].to(self.device)
             return pv.reference_memory(self.sam, frames, mask=mask)[0], ref.mask
         points = point_inputs(ref.prompt, ref.image.width, ref.image.height, self.image_size)
         points = {k: v.to(self.device) for k, v in points.items()}

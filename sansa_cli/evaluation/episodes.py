@@ -89,11 +89,15 @@ def run_episode(model, dataset: FewShotDataset, episode: Episode, cache: Feature
     keys = [*episode.references, episode.target]
     images = {key: dataset.load_image(key) for key in dict.fromkeys(keys)}
     hits_before = cache.hits
-    frames = cache.frames(keys, lambda missing: model.encode_images([images[k] for k in missing]),
-                          model.device)
+    # A profile with pre_resize feeds images as the benchmark's loaders do: first resized to
+    # the dataset's canvas (masks nearest), then to the model's size.
+    pre = dataset.default_canvas if model.profile.pre_resize else None
+    frames = cache.frames(
+        keys, lambda missing: model.encode_images([images[k] for k in missing], pre_resize=pre),
+        model.device)
     refs, kinds = _references(dataset, episode, images, prompt, seed)
     shot = len(episode.references)
-    memory = model.memory_from_features(frames.select(list(range(shot))), refs)
+    memory = model.memory_from_features(frames.select(list(range(shot))), refs, pre)
     query = images[episode.target]
     shape = canvas_shape(canvas, query.height, query.width)
     prediction = model.segment_features(memory, frames.select([shot]), [shape])[0]

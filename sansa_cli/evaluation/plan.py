@@ -45,6 +45,7 @@ class EvalJob:
     save_predictions: Optional[Path] = None
     visualize: int = 0
     allow_base_mismatch: bool = False
+    input_profile: list[str] = field(default_factory=list)  # --input-profile values
 
 
 @dataclass

@@ -68,7 +68,8 @@ def _settings(plan: EvalPlan, sam2: str, checkpoint: Path) -> tuple[dict, dict, 
     job = plan.job
     decisive = {
         "dataset": plan.cls.name, "split": plan.tasks[0].dataset.split,
-        "dataset_options": {k: str(v) for k, v in plan.options.items()}, "seed": job.seed,
+        "dataset_options": {k: None if v is None else str(v) for k, v in plan.options.items()},
+        "input_profile_options": list(job.input_profile), "seed": job.seed,
         "canvas": "original" if plan.canvas is None else plan.canvas, "prompt": job.prompt,
         "precision": job.precision, "sam2": sam2, "sam2_checkpoint_sha256": sha256_file(checkpoint),
     }
@@ -82,11 +83,28 @@ def _settings(plan: EvalPlan, sam2: str, checkpoint: Path) -> tuple[dict, dict, 
         "compare_frozen": job.compare_frozen, "episodes_per_fold": job.episodes_per_fold,
         "episode_lists": [{"fold": t.fold, "shot": t.shot, "sha256": t.episode_hash,
                            "source": t.source, "episodes": len(t.episodes)} for t in plan.tasks],
+        "input_profiles": _profiles(plan),
         "device": job.device, "batch_size": job.batch_size, "cache_mb": job.cache_mb,
         "world_size": distributed.world_size(),
     }
     shas = {f: None if v is None else v["sha256"] for f, v in zip(plan.adapters, adapters.values())}
     return decisive, recorded, shas
+
+
+def _profiles(plan: EvalPlan) -> dict[str, dict]:
+    """Adapter file (or 'none') -> the input profile its model is fed by, as recorded."""
+    import dataclasses
+
+    from sansa_cli.artifacts.adapter_file import read_adapter_info
+    from sansa_cli.core.input_profile import VIDEO_PREDICTOR, apply_profile_options
+
+    files = set(plan.adapters.values()) | ({None} if plan.job.compare_frozen else set())
+    profiles = {}
+    for path in sorted(files, key=str):
+        base = read_adapter_info(path).profile()[0] if path is not None else VIDEO_PREDICTOR
+        profile = apply_profile_options(base, plan.job.input_profile)
+        profiles["none" if path is None else str(path)] = dataclasses.asdict(profile)
+    return profiles
 
 
 def _task_hash(task: Task, adapter_sha: str | None) -> str:
@@ -130,7 +148,8 @@ class _Runner:
                            adapters="none" if adapter is None else adapter,
                            device=self.device.type, precision=job.precision,
                            batch_size=job.batch_size, download=False,
-                           allow_base_mismatch=job.allow_base_mismatch)
+                           allow_base_mismatch=job.allow_base_mismatch,
+                           input_profile=job.input_profile)
         model.device = self.device  # cuda:LOCAL_RANK under torchrun (the current device)
         return model
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sansa_cli.errors import UserInputError
@@ -23,6 +23,7 @@ class PredictJob:
     precision: str = "fp32"
     batch_size: int | None = None  # None: the device's default (see load_model)
     allow_base_mismatch: bool = False
+    input_profile: list[str] = field(default_factory=list)  # --input-profile values
 
 
 def _check_targets(targets: list[Path], console) -> None:
@@ -95,7 +96,8 @@ def _segment_all(job: PredictJob, references, targets, plan, console) -> None:
     model = load_model(sam2=job.sam2, sam2_checkpoint=job.sam2_checkpoint,
                        adapters=job.adapters, device=job.device,
                        precision=job.precision, batch_size=job.batch_size,
-                       allow_base_mismatch=job.allow_base_mismatch)
+                       allow_base_mismatch=job.allow_base_mismatch,
+                       input_profile=job.input_profile)
     start = time.perf_counter()
     memory = model.encode_references(references)
     results = _segment_with_progress(model, memory, targets, plan, job, console)
@@ -163,11 +165,24 @@ def _caption(result) -> str:
     return text
 
 
+def _adapter_record(model) -> dict:
+    """Which adapter file made the predictions, its hash, and how inputs were fed."""
+    import dataclasses
+
+    from sansa_cli.artifacts.hashing import sha256_file
+
+    path = model.adapter_file
+    return {"adapter_file": None if path is None else str(Path(path).resolve()),
+            "adapter_sha256": None if path is None else sha256_file(path),
+            "input_profile": dataclasses.asdict(model.profile)}
+
+
 def _summary(job, model, targets, results, seconds) -> dict:
     return {
         "references": [{"image": str(i), "marking": str(m)} for i, m in job.references],
         "sam2": model.base_name,
         "adapters": getattr(model.strategy, "name", None),
+        **_adapter_record(model),
         "device": str(model.device),
         "precision": model.precision,
         "seconds_total": round(seconds, 3),

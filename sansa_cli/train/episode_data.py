@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sansa_cli.core.images import mask_to_input, preprocess
+from sansa_cli.core.input_profile import InputProfile
 from sansa_cli.core.prompts import MAX_SCRIBBLE_POINTS, point_inputs
 
 MAX_PROMPT_POINTS = MAX_SCRIBBLE_POINTS + 2  # room for any sampled prompt (a box takes 2)
@@ -36,12 +37,14 @@ def rank_indices(first_step: int, steps_per_epoch: int, global_batch: int, rank:
 
 
 class EpisodeTensors(torch.utils.data.Dataset):
-    """Item ``i`` of ``indices``: the episode's images, reference mask and target masks."""
+    """Item ``i`` of ``indices``: the episode's images, reference mask and target masks, fed
+    as ``profile`` says (the profile the exported adapter file records)."""
 
     def __init__(self, dataset, episodes: list, indices: list[int], image_size: int,
-                 resize: str, augment: bool, seed: int, epoch: int, prompt: str = "mask"):
+                 profile: InputProfile, augment: bool, seed: int, epoch: int,
+                 prompt: str = "mask"):
         self.dataset, self.episodes, self.indices = dataset, episodes, indices
-        self.image_size, self.resize, self.augment = image_size, resize, augment
+        self.image_size, self.profile, self.augment = image_size, profile, augment
         self.key = f"{seed}:{epoch}"
         self.seed, self.epoch, self.prompt = seed, epoch, prompt
 
@@ -59,14 +62,15 @@ class EpisodeTensors(torch.utils.data.Dataset):
             if self.augment and flips.random() < 0.5:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                 label = label[:, ::-1].copy()
-            images.append(preprocess(image, self.image_size, self.resize))
+            images.append(preprocess(image, self.image_size, self.profile.resize))
             labels.append(label)
         # The reference mask is shrunk from its own size exactly as inference does it; target
         # labels keep their values (nearest neighbour) for the loss.
         reference = labels[0] == 1
         targets = torch.stack([self._resize_labels(label) for label in labels[1:]])
         item = {"images": torch.stack(images),
-                "reference_mask": mask_to_input(reference, self.image_size),
+                "reference_mask": mask_to_input(reference, self.image_size,
+                                                self.profile.mask_rule),
                 "target": (targets == 1).float(), "valid": (targets != 255).float()}
         if self.prompt != "mask":
             item.update(self._prompt(reference, index))

@@ -17,7 +17,7 @@ from sansa_cli.artifacts.train_checkpoint import (
     save_training_checkpoint,
 )
 from sansa_cli.core import distributed
-from sansa_cli.core.choices import DEFAULT_RESIZE
+from sansa_cli.core.input_profile import SANSA_TRAINING
 from sansa_cli.core.device import autocast
 from sansa_cli.errors import SansaError
 from sansa_cli.train.chain import EpisodeChain
@@ -172,7 +172,7 @@ class Run:
         indices = rank_indices(first_step, parts.steps_per_epoch, config.batch_size, ctx.rank,
                                ctx.world)
         data = EpisodeTensors(parts.dataset, episodes, indices, int(parts.sam.image_size),
-                              DEFAULT_RESIZE, config.augment, config.seed, epoch, config.prompt)
+                              SANSA_TRAINING, config.augment, config.seed, epoch, config.prompt)
         return torch.utils.data.DataLoader(data, batch_size=config.batch_size // ctx.world,
                                            shuffle=False, num_workers=config.workers)
 

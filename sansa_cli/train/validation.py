@@ -26,6 +26,7 @@ class Validator:
 
     def score(self, sam, device, precision: str) -> float | None:
         """Class-wise mIoU (percent) on rank 0; None on the other processes."""
+        from sansa_cli.core.input_profile import SANSA_TRAINING
         from sansa_cli.core.segmenter import SansaModel
         from sansa_cli.evaluation.cache import FeatureCache
         from sansa_cli.evaluation.episodes import run_episode
@@ -34,7 +35,7 @@ class Validator:
 
         sam.eval()  # adapters too: validation is inference
         try:
-            model = SansaModel(sam, device, precision, batch_size=1)
+            model = SansaModel(sam, device, precision, SANSA_TRAINING, batch_size=1)
             cache = FeatureCache(max_mb=512)  # features change with the adapters: one pass only
             rows = [run_episode(model, self.dataset, episode, cache, self.canvas).row
                     for episode in self.mine]

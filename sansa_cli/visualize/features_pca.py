@@ -255,9 +255,12 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
                        masks: Sequence[str | Path] | None = None, classes: str | None = None,
                        adapters: str | Path | None = None, sam2: str | None = None,
                        checkpoint: str | Path | None = None, device: str = "auto",
-                       precision: str = "fp32", batch_size: int | None = None) -> list[Path]:
+                       precision: str = "fp32", batch_size: int | None = None,
+                       input_profile: list[str] | None = None) -> list[Path]:
     """Write ``<stem>_pca.png`` per image (columns: image | frozen | adapted) and, with masks,
-    ``scatter.png`` to ``out``; returns the written paths. Every input is checked before any
+    ``scatter.png`` to ``out``; returns the written paths. ``input_profile`` changes the first
+    model's profile (see :func:`sansa_cli.api.load_model`); the frozen model sees the same
+    pixels. Every input is checked before any
     model is built, nothing is written unless all the work succeeded, and ``out`` is locked
     against a second run for the duration (see :func:`sansa_cli.artifacts.files.output_lock`)."""
     from rich.console import Console
@@ -274,7 +277,7 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
     if info is not None:  # the adapted model first: its file is checked before the long work
         runs = [(f"adapted {info.strategy}", sam2, adapters),
                 ("frozen SAM2", sam2 or info.base_model, None)]
-    views, resize = [], None
+    views, profile = [], input_profile
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with output_lock(out), Progress(*columns, console=Console(stderr=True),
                                     transient=True) as progress:
@@ -282,8 +285,8 @@ def visualize_features(images: Sequence[str | Path], out: str | Path,
             model = load_model(sam2=base, sam2_checkpoint=checkpoint,
                                adapters="none" if adapter_file is None else adapter_file,
                                device=device, precision=precision, batch_size=batch_size,
-                               resize=resize)
-            resize = model.resize  # the frozen model sees the pixels the adapted one saw
+                               input_profile=profile)
+            profile = model.profile  # the frozen model sees the pixels the adapted one saw
             task = progress.add_task(f"encoding ({title})", total=len(targets))
             views.insert(0, analyse(model, title, targets, mask_paths,
                                     lambda n, t=task: progress.update(t, advance=n)))

@@ -90,15 +90,18 @@ def make_coco20i(root: Path):
 
 
 # -- LVIS v1 ---------------------------------------------------------------------------------------
-def lvis_json(folder: str, num_images: int, sparse_images: int = 3, num_classes: int = 12) -> dict:
-    """Category 1 is in ``sparse_images`` images only; categories 2.. are in every image."""
+def lvis_json(folder: str, num_images: int, counts: dict[int, int] | None = None,
+              num_classes: int = 12) -> dict:
+    """Category ``c`` is in the first ``counts[c]`` images (default: category 1 in 3, the others
+    in every image)."""
+    counts = {1: 3} if counts is None else counts
     w, h = 24, 20
     images, annotations = [], []
     for i in range(num_images):
         images.append({"id": 100 + i, "height": h, "width": w,
                        "coco_url": f"http://images.cocodataset.org/{folder}/{100 + i:012d}.jpg"})
         for c in range(1, num_classes + 1):
-            if c == 1 and i >= sparse_images:
+            if i >= counts.get(c, num_images):
                 continue
             x = (c * 3 + i) % 14
             segmentation = (box_polygon(x, 2, x + 8, 10) if c % 2
@@ -112,11 +115,13 @@ def lvis_json(folder: str, num_images: int, sparse_images: int = 3, num_classes:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def make_lvis92i(root: Path):
-    """COCO 2017 images + lvis_v1_{train,val}.json (13 classes: 1 fold member each)."""
+def make_lvis92i(root: Path, num_classes: int = 13, val_counts: dict[int, int] | None = None):
+    """COCO 2017 images + lvis_v1_{train,val}.json. By default 13 classes (1 fold member each);
+    category 1 has 3 val images: in the lineage's 1-shot folds, not in its 5-shot ones.
+    ``val_counts`` sets the val images of chosen categories (the others are in all 8)."""
     (root / "annotations").mkdir(parents=True)
     for split, n in (("val", 8), ("train", 5)):
-        body = lvis_json(f"{split}2017", n, num_classes=13)
+        body = lvis_json(f"{split}2017", n, val_counts if split == "val" else None, num_classes)
         (root / "annotations" / f"lvis_v1_{split}.json").write_text(json.dumps(body))
         for k, image in enumerate(body["images"]):
             picture(root / f"{split}2017" / image["coco_url"].rsplit("/", 1)[1], (24, 20), k)

@@ -3,8 +3,11 @@ contract."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,11 +28,15 @@ def roots(tmp_path_factory) -> dict:
     return {name: build(tmp_path_factory.mktemp(name)) for name, build in BUILDERS.items()}
 
 
-def make(roots, name, split=None, fold=0):
+def make(roots, name, split=None, fold=0, shot=None):
+    """The tiny dataset, built for ``shot``-shot episodes when given (as eval and prepare do)."""
     if name not in roots:
         pytest.skip(f"no tiny-dataset fixture for third-party dataset plugin '{name}'")
     root, options = roots[name]
-    return registry.load("dataset", name).create(root, fold, split, **options)
+    cls = registry.load("dataset", name)
+    if shot is not None:
+        options = cls.options_for_shot(options, shot)
+    return cls.create(root, fold, split, **options)
 
 
 def test_builtins_are_registered():
@@ -90,14 +97,14 @@ def test_images_and_masks_load(roots, name):
 @pytest.mark.parametrize("name", DATASETS)
 @pytest.mark.parametrize("shot", [1, 3])
 def test_episodes_follow_the_rules(roots, name, shot):
-    dataset = make(roots, name)
+    dataset = make(roots, name, shot=shot)
     episodes = dataset.episodes(shot, seed=0, count=40)
     assert [e.index for e in episodes] == list(range(40))
     for e in episodes:
         assert e.class_id in dataset.classes and e.target in dataset.images(e.class_id)
         assert len(e.references) == shot and e.target not in e.references
         assert set(e.references) <= set(dataset.images(e.class_id))
-    assert episodes == make(roots, name).episodes(shot, seed=0, count=40)  # fresh instance
+    assert episodes == make(roots, name, shot=shot).episodes(shot, seed=0, count=40)  # fresh
     assert episodes != dataset.episodes(shot, seed=1, count=40)
 
 
@@ -128,7 +135,7 @@ def test_episodes_independent_of_worker_count(roots, name):
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_episode_list_round_trip(roots, name, tmp_path):
-    dataset = make(roots, name)
+    dataset = make(roots, name, shot=2)
     episodes = dataset.episodes(2, seed=3, count=12)
     path = write_episode_list(tmp_path / "e.json", dataset, episodes, shot=2, seed=3)
     listed = read_episode_list(path, dataset=dataset, shot=2)
@@ -141,6 +148,41 @@ def test_episode_list_round_trip(roots, name, tmp_path):
     other = make(roots, name, split="train")
     with pytest.raises(DatasetError, match="pass the matching dataset"):
         read_episode_list(path, dataset=other)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_options_are_json_ready_and_rebuild_the_dataset(roots, name):
+    dataset = make(roots, name)
+    options = dataset.options()
+    assert json.loads(json.dumps(options)) == options
+    assert "None" not in options.values()  # a missing option is JSON null
+    cls, (root, _) = type(dataset), roots[name]
+    assert cls.create(root, 0, None, **options).classes == dataset.classes
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_paths_in_options_are_absolute_whatever_the_working_directory(roots, name, tmp_path,
+                                                                      monkeypatch):
+    absolute = make(roots, name).options()
+    root, options = roots[name]
+    monkeypatch.chdir(root.parent)
+    relative = type(make(roots, name)).create(Path(root.name), 0, None, **options).options()
+    assert relative == absolute
+    paths = [v for v in absolute.values() if isinstance(v, str) and os.sep in v]
+    assert all(Path(v).is_absolute() and Path(v) == Path(v).resolve() for v in paths), absolute
+
+
+def test_a_relative_split_file_is_recorded_absolute_and_no_split_file_as_null(roots, tmp_path,
+                                                                              monkeypatch):
+    root, _ = roots["folder"]
+    dataset = make(roots, "folder")
+    path = write_episode_list(tmp_path / "e.json", dataset, dataset.episodes(1), 1, 0)
+    assert json.loads(path.read_text())["options"] == {"splits": None}
+    (tmp_path / "splits.json").write_text(json.dumps(
+        {"folds": [{"train": ["bolt", "nut"], "test": ["washer"]}]}))
+    monkeypatch.chdir(tmp_path)
+    held_out = registry.load("dataset", "folder").create(root, 0, None, splits="splits.json")
+    assert held_out.options() == {"splits": str((tmp_path / "splits.json").resolve())}
 
 
 @pytest.mark.parametrize("name", DATASETS)

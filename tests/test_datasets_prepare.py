@@ -64,6 +64,15 @@ def test_prepare_coco20i_resumes_and_uses_coco_category_order(tmp_path):
     again = build_coco20i(source, min_pixels=1)
     assert again.written == 0 and again.kept == 12 and mask.stat().st_mtime_ns == stamp
     assert COCO_CATEGORY_IDS[79] == 90
+    split = source / "splits/val/fold3.pkl"
+    assert again.split_files == [] and not again.kept_split_files  # the same tables: untouched
+    split.write_bytes(pickle.dumps({c: [] for c in range(80)}))  # the user's own split file
+    mine = split.read_bytes()
+    third = build_coco20i(source, min_pixels=1)
+    assert split.read_bytes() == mine and third.kept_split_files == [split]
+    assert any(str(split) in line and "kept" in line for line in third.summary())
+    split.unlink()
+    build_coco20i(source, min_pixels=1)  # a deleted split file is built again
     dataset = Coco20i(source, 3, "val")
     assert [c for c in dataset.classes if dataset.images(c)] == [3, 7, 79]  # category 90 -> 79
 
@@ -173,3 +182,18 @@ def test_cli_bad_input_is_one_error_line(tmp_path, args, names):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and names in lines[0], lines
+
+
+def test_cli_episode_lists_record_absolute_options_typed_relative(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sansa_cli.cli.app import app
+
+    root, _ = make_fss1000(tmp_path / "fss")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["prepare", "fss1000", "--data-root", "fss", "--splits",
+                                      "fss/splits", "--episodes", "--shots", "1", "--count", "3",
+                                      "--out", "one.json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads((tmp_path / "one.json").read_text())
+    assert body["options"] == {"splits": str((root / "splits").resolve())}

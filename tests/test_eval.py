@@ -184,3 +184,71 @@ def test_the_cache_stays_within_its_budget():
     assert cache.bytes <= 0.2 * 2**20 and len(cache) == 3
     assert "2" in cache and "1" not in cache  # least recently used went first
     assert cache.hits == 1 and cache.misses == 5
+
+
+def _per_class(out) -> list[tuple[int, int]]:
+    """(shot, class id) of every row of per_class.csv."""
+    with (out / "per_class.csv").open() as f:
+        return [(int(r["shot"]), int(r["class_id"])) for r in csv.DictReader(f)]
+
+
+def test_lvis_results_record_the_lineages_folds_of_each_shot(eval_roots, tiny_checkpoint,
+                                                             tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    code, _, err = run_sansa(eval_args("lvis92i", eval_roots, tiny_checkpoint, out, "--folds",
+                                       "0", "--shots", "1,5", "--episodes-per-fold", "1"),
+                             capsys, monkeypatch)
+    assert code == 0, err
+    s = read_results(out)["settings"]
+    assert s["dataset_options"]["membership"] == "lineage" and s["shots"] == [1, 5]
+    assert [e["shot"] for e in s["episode_lists"]] == [1, 5]
+    # fold 0: category 1 (3 val images) at 1 shot; category 2 at 5 shots (the lineage's rule)
+    assert _per_class(out) == [(1, 1), (5, 2)]
+
+
+def test_results_record_each_tasks_dataset_options_as_json(eval_roots, tiny_checkpoint,
+                                                            tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    code, _, err = run_sansa(eval_args("lvis92i", eval_roots, tiny_checkpoint, out, "--folds",
+                                       "0", "--shots", "1,5", "--episodes-per-fold", "1"),
+                             capsys, monkeypatch)
+    assert code == 0, err
+    s = read_results(out)["settings"]
+    assert s["dataset_options"]["shot"] == 1
+    assert [e["options"]["shot"] for e in s["episode_lists"]] == [1, 5]
+
+
+def test_a_resumed_eval_continues_from_another_working_directory(eval_roots, tiny_checkpoint,
+                                                                 tmp_path, capsys, monkeypatch):
+    from sansa_cli.evaluation import episodes as episodes_module
+
+    root, _ = eval_roots["coco20i"]
+    out = tmp_path / "out"
+    model = [*model_args(tiny_checkpoint), "--folds", "0", "--shots", "1",
+             "--episodes-per-fold", "4"]
+
+    def args(data_root):  # every path typed relative to the working directory
+        return ["eval", "--dataset", "coco20i", "--data-root", data_root, "--out", out,
+                "--dataset-option", f"splits={data_root}/splits", "--dataset-option",
+                f"image_root={data_root}", *model]
+
+    real, calls = episodes_module.run_episode, []
+
+    def crash_after_two(*a, **k):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.chdir(root.parent)
+    with monkeypatch.context() as m:
+        m.setattr(episodes_module, "run_episode", crash_after_two)
+        code, _, _ = run_sansa(args(root.name), capsys, monkeypatch)
+    assert code == 130 and len(episode_rows(out)) == 2
+    monkeypatch.chdir(root)
+    code, _, err = run_sansa(args("."), capsys, monkeypatch)
+    assert code == 0, err
+    results = read_results(out)
+    assert results["run"]["episodes_resumed"] == 2 and results["run"]["episodes_run"] == 2
+    assert results["settings"]["dataset_options"] == {
+        "splits": str((root / "splits").resolve()), "image_root": str(root.resolve())}

@@ -1,4 +1,5 @@
-"""Every ``sansa`` command in README.md's code blocks parses as written.
+"""Every ``sansa`` command in the code blocks of README.md and docs/reproducing.md parses as
+written.
 
 Each command line (``\\`` continuations joined; ``torchrun ... -m sansa_cli CMD`` read as
 ``sansa CMD``) runs through the real entry point with the library function its command calls
@@ -17,7 +18,10 @@ import pytest
 
 from tests.cli_helpers import run_sansa
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+#: the pages whose commands are tested: README.md and the reproduction guide
+PAGES = (README, REPO / "docs" / "reproducing.md")
 
 #: command -> the library functions it may call (module, name); the recorder replaces them
 ENTRY_POINTS = {
@@ -57,14 +61,17 @@ def readme_commands(text: str) -> list[str]:
 
 
 COMMANDS = readme_commands(README.read_text())
+#: page -> its commands
+PAGE_COMMANDS = {page: readme_commands(page.read_text()) for page in PAGES}
 
 
 def _cases():
-    for command in COMMANDS:
-        marks = []
-        if command in README_BUGS:
-            marks.append(pytest.mark.xfail(strict=True, reason=README_BUGS[command]))
-        yield pytest.param(command, marks=marks, id=command[6:60])
+    for page, commands in PAGE_COMMANDS.items():
+        for command in commands:
+            marks = []
+            if command in README_BUGS:
+                marks.append(pytest.mark.xfail(strict=True, reason=README_BUGS[command]))
+            yield pytest.param(command, marks=marks, id=f"{page.stem}:{command[6:60]}")
 
 
 def test_the_readme_has_commands_of_every_documented_kind():
@@ -75,9 +82,18 @@ def test_the_readme_has_commands_of_every_documented_kind():
     assert not any("\\" in c for c in COMMANDS)
 
 
+def test_the_reproduction_guide_has_every_step():
+    commands = PAGE_COMMANDS[PAGES[1]]
+    kinds = {shlex.split(c)[1] for c in commands}
+    assert {"export-adapters", "prepare", "eval"} <= kinds, kinds
+    evaluated = {shlex.split(c)[shlex.split(c).index("--dataset") + 1]
+                 for c in commands if shlex.split(c)[1] == "eval"}
+    assert evaluated == {"coco20i", "lvis92i", "fss1000"}  # every table sansa can evaluate
+
+
 def test_known_readme_bugs_are_still_in_the_readme():
     """Once the README is fixed, drop its entry from README_BUGS."""
-    assert set(README_BUGS) <= set(COMMANDS)
+    assert set(README_BUGS) <= {c for commands in PAGE_COMMANDS.values() for c in commands}
 
 
 @pytest.mark.parametrize("command", list(_cases()))

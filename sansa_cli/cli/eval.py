@@ -60,7 +60,7 @@ def eval_command(
         "(or a random mix) drawn from the masks with a seeded generator.")] = opt.PromptType.mask,
     dataset_option: Annotated[Optional[list[str]], typer.Option(
         "--dataset-option", help="Dataset option KEY=VALUE (repeatable), e.g. "
-        "membership=peers for lvis92i.", show_default=False)] = None,
+        "membership=fixed for lvis92i.", show_default=False)] = None,
     compare_frozen: Annotated[bool, typer.Option(
         "--compare-frozen", help="Also evaluate frozen SAM2 on the same episodes.")] = False,
     save_predictions: Annotated[Optional[Path], typer.Option(

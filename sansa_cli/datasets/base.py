@@ -133,7 +133,16 @@ class FewShotDataset:
         """The options to build this dataset with for ``shot``-shot episodes.
 
         The default returns ``options`` unchanged; a benchmark whose fold membership depends on
-        the shot adds what it needs. Callers pass the result to :meth:`create` and never mutate it.
+        the shot adds what it needs. Callers (``sansa eval`` and ``sansa prepare --episodes`` per
+        shot, ``sansa train`` with its validation shot) pass the result to :meth:`create` and
+        never mutate it.
+
+        The pattern for a benchmark whose lineage decides fold membership per shot (LVIS-92i
+        today): the lineage's rule is the default, so the published numbers are comparable;
+        this hook gives it the shot; :meth:`options` records the rule and the shot; built
+        without a shot (``sansa prepare`` checking the folder, plain Python) it uses one
+        documented shot and says so in :meth:`notes`; an instance refuses episodes of another
+        shot; a shot-independent rule is an option for users who want one set of folds.
         """
         return options
 
@@ -170,7 +179,13 @@ class FewShotDataset:
         raise NotImplementedError
 
     def options(self) -> dict[str, Any]:
-        """The options this instance was built with (recorded in episode lists), JSON-ready."""
+        """The options this instance was built with, as :meth:`create` accepts them.
+
+        Recorded in episode lists and ``results.json``, and part of the settings ``sansa eval``
+        hashes to resume. So the record does not depend on where a command ran: values are
+        JSON-ready (None stays None, JSON null, never the string "None"), and every path is
+        absolute and resolved (``Path.resolve()``), whatever the user typed.
+        """
         return {}
 
     def notes(self) -> list[str]:

@@ -117,7 +117,9 @@ class Coco20i(FewShotDataset):
         return BuildResult(built.out, check, built.summary())
 
     def options(self) -> dict[str, Any]:
-        return {"splits": str(self.split_dir), "image_root": str(self.image_root)}
+        """The split folder and the image folder, absolute."""
+        return {"splits": str(self.split_dir.resolve()),
+                "image_root": str(self.image_root.resolve())}
 
     def class_name(self, cid: int) -> str:
         return COCO_CLASSES[cid].replace("_", " ")

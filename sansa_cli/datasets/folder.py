@@ -98,7 +98,8 @@ class Folder(FewShotDataset):
         return sorted({self._names.index(c) for c in chosen})
 
     def options(self) -> dict[str, Any]:
-        return {"splits": str(self.split_file) if self.split_file.exists() else None}
+        """The split file, absolute; None (JSON null) without one."""
+        return {"splits": str(self.split_file.resolve()) if self.split_file.exists() else None}
 
     def class_name(self, cid: int) -> str:
         return self._names[cid]

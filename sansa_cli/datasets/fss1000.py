@@ -70,7 +70,8 @@ class Fss1000(FewShotDataset):
             )
 
     def options(self) -> dict[str, Any]:
-        return {"splits": str(self.split_dir)}
+        """The split folder, absolute."""
+        return {"splits": str(self.split_dir.resolve())}
 
     def class_name(self, cid: int) -> str:
         return self._names[cid]

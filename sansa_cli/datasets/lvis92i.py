@@ -1,23 +1,33 @@
 """LVIS-92i: COCO 2017 images with LVIS v1 masks, 10 folds of 92 classes (Matcher's benchmark).
 
 Layout: ``root`` holds the COCO 2017 images as ``train2017/`` and ``val2017/`` (or option
-``image_root=DIR``); the annotations are LVIS v1's ``lvis_v1_{train,val}.json`` or Matcher's
-``lvis_{train,val}.pkl`` (``{cat_id: {image: {'annotations': [...]}}}``, read as data only:
-nothing in it runs), looked up in option ``annotations=DIR`` (``--dataset-option
-annotations=DIR``), else ``root/annotations``, else ``root``.
-All instances of a class in an image are merged into one mask (polygons and RLE, pycocotools).
+``image_root=DIR``, e.g. the release's ``LVIS/coco``); the annotations are LVIS v1's
+``lvis_v1_{train,val}.json`` or Matcher's ``lvis_{train,val}.pkl`` (``{cat_id: {image:
+{'annotations': [...]}}}``, read as data only: nothing in it runs), looked up in option
+``annotations=DIR`` (``--dataset-option annotations=DIR``), else ``root/annotations``, else
+``root``; the JSON wins when one folder holds both. All instances of a class in an image are
+merged into one mask (polygons and RLE, pycocotools).
 
 Folds (``val`` = the benchmark's test episodes, from the LVIS val annotations): the eligible
 classes, in category-id order (pkl key order for Matcher's pkl), are dealt round-robin: fold ``k``
 takes eligible classes ``k, k+10, ...``, ``len(eligible) // 10`` of them (92 for LVIS v1).
+Which classes are eligible is option ``membership``:
 
-- ``membership="frozen"`` (default): a class is eligible when it has more than 5 val images, the
-  largest shot of the benchmark, whatever the shot asked for. Fold membership is therefore the same
-  for 1-shot and 5-shot, and equals the peers' 5-shot folds.
-- ``membership="peers"`` (with ``shot=K``): Matcher's rule, eligible when it has more than ``K``
-  images, so folds differ between 1-shot and 5-shot. Use it only to reproduce peer numbers exactly.
-  :meth:`Lvis92i.options_for_shot` sets ``shot`` to the shot asked for.
+- ``membership="lineage"`` (default; ``peers`` is the same): the rule of Matcher and the SANSA
+  release, behind every published LVIS-92i number: a class is eligible when it has more than
+  ``shot`` val images, so 1-shot and 5-shot folds may hold different classes. ``sansa eval``,
+  ``sansa prepare --episodes`` and ``sansa train`` set ``shot`` to the shot asked for (train: its
+  validation shot) through :meth:`Lvis92i.options_for_shot`; a given ``shot=K`` is replaced.
+  Without a shot (``sansa prepare lvis92i`` checking the folder, or ``Lvis92i(root, fold)`` in
+  Python) the 1-shot folds are used, and :meth:`Lvis92i.notes` says so. An instance serves
+  episodes of its own shot only.
+- ``membership="fixed"`` (``frozen`` is the same; ``frozen`` was the default before
+  ``lineage``): a class is eligible when it has more than 5 val images, the benchmark's largest
+  shot, whatever the shot: 1-shot and 5-shot use the same folds, the lineage's 5-shot folds.
+  It takes no ``shot``.
 
+:meth:`Lvis92i.options` records the membership and the shot (null for ``fixed``) with the
+absolute annotation and image folders, in episode lists and ``results.json``.
 ``train`` holds every category of the train annotations except the fold's test classes (Matcher).
 Test protocol: 2300 episodes, classes visited round-robin in fold order (25 each), query uniform
 over the class's images, supports drawn independently rejecting only the query.
@@ -40,7 +50,12 @@ from sansa_cli.datasets.reading import open_rgb, opened_image
 from sansa_cli.datasets.segmentation import merged_mask
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
 
-FROZEN_SHOT = 5
+#: membership spellings -> the rule they name (``peers`` and ``frozen`` are the older names)
+MEMBERSHIPS = {"lineage": "lineage", "peers": "lineage", "fixed": "fixed", "frozen": "fixed"}
+#: ``fixed``: eligible with more than this many val images (the benchmark's largest shot)
+FIXED_SHOT = 5
+#: ``lineage`` without a shot: the 1-shot folds
+DEFAULT_SHOT = 1
 
 
 @dataclass
@@ -128,7 +143,7 @@ def fold_members(index: LvisIndex, fold: int, min_images: int, num_folds: int = 
 
 
 class Lvis92i(FewShotDataset):
-    """LVIS-92i with shot-independent fold membership (or the peers' rule on request)."""
+    """LVIS-92i with the lineage's shot-dependent folds (or shot-independent ones on request)."""
 
     name = "lvis92i"
     num_folds = 10
@@ -139,35 +154,34 @@ class Lvis92i(FewShotDataset):
 
     def __init__(self, root: str | Path, fold: int = 0, split: str | None = None, *,
                  annotations: str | Path | None = None, image_root: str | Path | None = None,
-                 membership: str = "frozen", shot: int | None = None):
+                 membership: str = "lineage", shot: int | None = None):
         super().__init__(root, fold, split)
-        if membership not in ("frozen", "peers"):
-            raise UserInputError(f"membership {membership!r} is unknown; use frozen or peers")
-        if membership == "peers" and shot is None:
-            raise UserInputError("membership=peers needs the shot (e.g. --dataset-option "
-                                 "shot=1): the peers' folds depend on it")
-        self.membership, self.shot = membership, shot if membership == "peers" else None
+        self.membership, self.shot = membership_rule(membership, shot)
+        self._shot_given = shot is not None
         given = Path(annotations).expanduser() if annotations else None
         if given is not None and given.is_file():
             given = given.parent
         folders = [given] if given else [self.root / "annotations", self.root]
         self.image_root = Path(image_root).expanduser() if image_root else self.root
-        val = self._index(folders, "val")
-        threshold = FROZEN_SHOT if membership == "frozen" else int(shot)
-        test = fold_members(val, fold, threshold, self.num_folds)
+        self.val = self._index(folders, "val")
+        self.annotation_dir = find_annotations(folders, "val").parent  # recorded in options()
+        threshold = FIXED_SHOT if self.shot is None else self.shot
+        test = fold_members(self.val, fold, threshold, self.num_folds)
         if self.split == "val":
-            self.index, self.classes = val, test
+            self.index, self.classes = self.val, test
         else:
             self.index = self._index(folders, "train")
             self.classes = [c for c in self.index.per_class if c not in set(test)]
         if not self.classes:
             raise DatasetError(f"lvis92i fold {fold} has no {self.split} class: the annotations "
-                               f"have {len(val.per_class)} val classes; use the full LVIS v1 files")
+                               f"have {len(self.val.per_class)} val classes; use the full LVIS v1 "
+                               "files")
 
     @classmethod
     def options_for_shot(cls, options: dict[str, Any], shot: int) -> dict[str, Any]:
-        """The peers' folds depend on the shot: ``membership=peers`` gets ``shot``."""
-        if options.get("membership") == "peers":
+        """The lineage's folds depend on the shot: unless ``membership`` is ``fixed`` (or
+        ``frozen``), the options get ``shot``."""
+        if _rule(options.get("membership", "lineage")) == "lineage":
             return {**options, "shot": shot}
         return options
 
@@ -176,8 +190,28 @@ class Lvis92i(FewShotDataset):
         return _load_index(path, path.stat().st_mtime_ns)
 
     def options(self) -> dict[str, Any]:
+        """The membership rule and its shot (None for ``fixed``), the absolute folder of the val
+        annotations (which decide the folds) and of the images."""
         return {"membership": self.membership, "shot": self.shot,
-                "image_root": str(self.image_root)}
+                "annotations": str(self.annotation_dir.resolve()),
+                "image_root": str(self.image_root.resolve())}
+
+    def notes(self) -> list[str]:
+        """Without a shot, the lineage's 1-shot folds are used: say so, and whether the 5-shot
+        folds differ from them."""
+        if self.membership != "lineage" or self._shot_given:
+            return []
+        moving = sum(DEFAULT_SHOT < len(images) <= FIXED_SHOT
+                     for images in self.val.per_class.values())
+        differ = (f"{moving} class{'es' if moving > 1 else ''} with {DEFAULT_SHOT + 1} to "
+                  f"{FIXED_SHOT} val images make{'' if moving > 1 else 's'} the {FIXED_SHOT}-shot "
+                  "folds differ" if moving else
+                  f"no class has {DEFAULT_SHOT + 1} to {FIXED_SHOT} val images, so the "
+                  f"{FIXED_SHOT}-shot folds are the same")
+        return [f"lvis92i: no shot given, so these are the lineage's {DEFAULT_SHOT}-shot folds "
+                f"(classes with more than {DEFAULT_SHOT} val image); K-shot runs (`sansa eval "
+                f"--shots`, `sansa prepare --episodes --shots`) use the K-shot folds; {differ}; "
+                "--dataset-option membership=fixed keeps one set of folds for every shot"]
 
     def class_name(self, cid: int) -> str:
         return self.index.names.get(cid, f"class {cid}")
@@ -204,11 +238,35 @@ class Lvis92i(FewShotDataset):
                 size = (image.height, image.width)
         return merged_mask(segmentations, *size)
 
-    def episodes(self, shot: int, seed: int = 0, count: int | None = None) -> list[Episode]:
-        if self.shot is not None and shot != self.shot:
-            raise UserInputError(f"this lvis92i uses the peers' {self.shot}-shot folds; build it "
-                                 f"with shot={shot} for {shot}-shot episodes")
-        return super().episodes(shot, seed, count)
-
     def sample_episodes(self, rng: random.Random, shot: int, count: int | None) -> list[Episode]:
+        if self.shot is not None and shot != self.shot:
+            raise UserInputError(
+                f"this lvis92i has the lineage's {self.shot}-shot folds; build it with "
+                f"shot={shot} (Lvis92i.options_for_shot) for {shot}-shot episodes, or with "
+                "membership=fixed")
         return sample_round_robin(self, rng, shot, count)
+
+
+def _rule(membership: Any) -> str | None:
+    """The rule a membership spelling names (None if unknown)."""
+    return MEMBERSHIPS.get(membership) if isinstance(membership, str) else None
+
+
+def membership_rule(membership: Any, shot: Any) -> tuple[str, int | None]:
+    """(``lineage`` or ``fixed``, the shot whose folds are used: None for ``fixed``), every
+    option value checked."""
+    rule = _rule(membership)
+    if rule is None:
+        raise UserInputError(f"lvis92i membership {membership!r} is unknown; use lineage (the "
+                             "published folds, per shot) or fixed (the same folds for every "
+                             "shot)")
+    if shot is not None and (isinstance(shot, bool) or not isinstance(shot, int) or shot < 1):
+        raise UserInputError(f"lvis92i option shot={shot!r} is not a positive whole number; use "
+                             "e.g. --dataset-option shot=1")
+    if rule == "fixed":
+        if shot is not None:
+            raise UserInputError(f"lvis92i membership={membership} uses the same folds for every "
+                                 f"shot and takes no shot; drop shot={shot} or use "
+                                 "membership=lineage")
+        return rule, None
+    return rule, DEFAULT_SHOT if shot is None else shot

@@ -75,7 +75,8 @@ class Pascal5i(FewShotDataset):
         self._sorted = {cid: sorted(found) for cid, found in images.items()}
 
     def options(self) -> dict[str, Any]:
-        return {"splits": str(self.split_dir)}
+        """The split folder, absolute."""
+        return {"splits": str(self.split_dir.resolve())}
 
     def class_name(self, cid: int) -> str:
         return VOC_CLASSES[cid].replace("_", " ")

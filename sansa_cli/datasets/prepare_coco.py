@@ -49,13 +49,17 @@ class BuildReport:
     missing_images: list[Path] = field(default_factory=list)
     skipped_splits: list[str] = field(default_factory=list)
     split_files: list[Path] = field(default_factory=list)
+    kept_split_files: list[Path] = field(default_factory=list)  # existing ones that differ
 
     def summary(self) -> tuple[str, ...]:
         """Lines for ``sansa prepare``'s summary."""
         images = ", ".join(f"{n} {split}" for split, n in self.images.items())
         return (f"coco20i masks in {self.out / 'annotations'}: {self.written} written, "
                 f"{self.kept} kept from an earlier run ({images} annotated images)",
-                *(f"no instances_{split}.json: {split} skipped" for split in self.skipped_splits))
+                *(f"no instances_{split}.json: {split} skipped" for split in self.skipped_splits),
+                *(f"{path} exists and differs from the split built from the JSON: kept (yours, "
+                  "e.g. HSNet's); delete it to rebuild, or build into another --out"
+                  for path in self.kept_split_files))
 
 
 def instance_json(coco_root: Path, split: str) -> Path:
@@ -85,7 +89,7 @@ def build_coco20i(coco_root: str | Path, out: str | Path | None = None,
             report.skipped_splits.append(split)
             continue
         classwise = _build_split(coco_root, out, split, path, min_pixels, track, report)
-        report.split_files += _write_split_files(out, short, classwise)
+        _write_split_files(out, short, classwise, report)
     return report
 
 
@@ -163,13 +167,20 @@ def _write_png(dest: Path, mask: np.ndarray) -> None:
     write_bytes_atomic(dest, buffer.getvalue())
 
 
-def _write_split_files(out: Path, short: str, classwise: dict[int, list[str]]) -> list[Path]:
-    written = []
+def _write_split_files(out: Path, short: str, classwise: dict[int, list[str]],
+                       report: BuildReport) -> None:
+    """The four split files of one split; an existing file is never rewritten (the same table
+    is left as it is, a different one is kept and reported)."""
+    from sansa_cli.artifacts.safe_pickle import load_data_pickle
+
     for fold in range(4):
         test = set(fold_classes(fold))
         keep = test if short == "val" else set(range(NUM_CLASSES)) - test
         table = {c: sorted(classwise[c]) if c in keep else [] for c in range(NUM_CLASSES)}
         dest = out / "splits" / short / f"fold{fold}.pkl"
+        if dest.exists():
+            if load_data_pickle(dest, "split file") != table:
+                report.kept_split_files.append(dest)
+            continue
         write_bytes_atomic(dest, pickle.dumps(table, protocol=4))
-        written.append(dest)
-    return written
+        report.split_files.append(dest)

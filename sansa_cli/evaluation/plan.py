@@ -87,7 +87,7 @@ def parse_canvas(text: str | None, default: int | None) -> int | None:
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
-    return key_values(items, "--dataset-option", "membership=peers")
+    return key_values(items, "--dataset-option", "membership=fixed")
 
 
 def episode_hash(dataset: FewShotDataset, shot: int, episodes: list[Episode]) -> str:
@@ -227,4 +227,4 @@ def build_plan(job: EvalJob) -> EvalPlan:
             tasks.append(Task(fold, shot, dataset, episodes,
                               episode_hash(dataset, shot, episodes), source))
     adapters = resolve_adapters(job.adapters, folds)
-    return EvalPlan(job, cls, tasks, canvas, adapters, first.options() or options)
+    return EvalPlan(job, cls, tasks, canvas, adapters, first.options())

@@ -56,6 +56,8 @@ def _base_model(plan: EvalPlan) -> tuple[str, Path]:
     spec = base_spec(plan.job.sam2, info)
     # a stock name in full (tiny -> sam2.1_hiera_tiny), a YAML path as it was given
     given = plan.job.sam2 and expand_sam2_name(plan.job.sam2)
+    if given and Path(given).is_file():  # a YAML: recorded wherever the run was started from
+        given = str(Path(given).resolve())
     name = given or (info.base_model if info else spec.name)
     return name, sam2_checkpoint(spec, plan.job.sam2_checkpoint)
 
@@ -68,7 +70,7 @@ def _settings(plan: EvalPlan, sam2: str, checkpoint: Path) -> tuple[dict, dict, 
     job = plan.job
     decisive = {
         "dataset": plan.cls.name, "split": plan.tasks[0].dataset.split,
-        "dataset_options": {k: None if v is None else str(v) for k, v in plan.options.items()},
+        "dataset_options": dict(plan.options),  # JSON-ready, paths absolute (the contract)
         "input_profile_options": list(job.input_profile), "seed": job.seed,
         "canvas": "original" if plan.canvas is None else plan.canvas, "prompt": job.prompt,
         "precision": job.precision, "sam2": sam2, "sam2_checkpoint_sha256": sha256_file(checkpoint),
@@ -82,7 +84,8 @@ def _settings(plan: EvalPlan, sam2: str, checkpoint: Path) -> tuple[dict, dict, 
         "adapters": "none" if all(v is None for v in adapters.values()) else adapters,
         "compare_frozen": job.compare_frozen, "episodes_per_fold": job.episodes_per_fold,
         "episode_lists": [{"fold": t.fold, "shot": t.shot, "sha256": t.episode_hash,
-                           "source": t.source, "episodes": len(t.episodes)} for t in plan.tasks],
+                           "source": t.source, "episodes": len(t.episodes),
+                           "options": t.dataset.options()} for t in plan.tasks],
         "input_profiles": _profiles(plan),
         "device": job.device, "batch_size": job.batch_size, "cache_mb": job.cache_mb,
         "world_size": distributed.world_size(),

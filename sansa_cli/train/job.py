@@ -27,7 +27,7 @@ def run_train(out: Path | None, resume: Path | None, config_file: Path | None, f
     overrides = {k: v for k, v in flags.items() if k not in ADAPTER_FLAGS + ("config",)}
     if "dataset_option" in overrides:
         overrides["dataset_options"] = key_values(overrides.pop("dataset_option"),
-                                                  "--dataset-option", "membership=peers")
+                                                  "--dataset-option", "membership=fixed")
     if adapter_options:
         overrides["adapter_options"] = adapter_options
     config = load_config(config_file, overrides)

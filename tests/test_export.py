@@ -68,6 +68,48 @@ def test_export_merged_lora_loads_as_plain_sam2_weights(tmp_path, capsys, monkey
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+HIERA_T_DIMS = block_dims(96, [1, 2, 7, 2])  # SAM 2.0 Hiera-T; the release adapts stages 2, 3
+
+
+def test_official_hiera_t_file_is_inferred_and_loads(tmp_path, capsys, monkeypatch):
+    from sansa_cli import load_model
+    from sansa_cli.core.sam2_base import build_sam2, resolve_base
+
+    state = official_state(HIERA_T_DIMS, list(range(3, 12)), 0.3)
+    src = write_official(tmp_path / "adapter_t.pth", state)
+    out = tmp_path / "t.safetensors"
+    code, stdout, err = run_sansa(["export-adapters", "--from-official", src, "--out", out],
+                                  capsys, monkeypatch)
+    assert code == 0, err
+    assert "base_model_source inferred from the adapter shapes" in stdout
+    info = read_adapter_info(out)
+    assert info.base_model == "sam2_hiera_tiny" and info.config["stages"] == [2, 3]
+
+    torch.manual_seed(0)
+    base = tmp_path / "sam2_hiera_tiny.pt"
+    torch.save({"model": build_sam2(resolve_base("sam2_hiera_tiny")).state_dict()}, base)
+    model = load_model(sam2="sam2_hiera_tiny", sam2_checkpoint=base, adapters=out, device="cpu")
+    loaded = model.sam.state_dict()
+    for key, value in state.items():
+        ours = key.removeprefix("sam.").replace("adapter_layer_norm_before", "norm")
+        assert torch.equal(loaded[ours], value), ours
+
+
+def test_sam2_names_the_base_of_an_ambiguous_file(tmp_path, capsys, monkeypatch):
+    src = write_official(tmp_path / "stage1.pth", official_state(HIERA_T_DIMS, [1, 2], 0.3))
+    out = tmp_path / "s.safetensors"
+    code, _, err = run_sansa(["export-adapters", "--from-official", src, "--out", out],
+                             capsys, monkeypatch)
+    assert_one_line_error(code, err, "fit sam2_hiera_tiny and sam2_hiera_small alike", "--sam2")
+    assert not out.exists()
+    code, stdout, err = run_sansa(["export-adapters", "--from-official", src, "--sam2", "small",
+                                   "--out", out], capsys, monkeypatch)
+    assert code == 0, err
+    assert "base_model_source named at conversion" in stdout
+    info = read_adapter_info(out)
+    assert info.base_model == "sam2.1_hiera_small" and info.config["stages"] == [1]
+
+
 @pytest.mark.slow  # builds Hiera-L (with random weights) for its architecture fingerprint
 def test_convert_official_hiera_large_file(tmp_path, capsys, monkeypatch):
     dims = block_dims(144, [2, 6, 36, 4])
@@ -79,14 +121,19 @@ def test_convert_official_hiera_large_file(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     info = read_adapter_info(out)
     assert info.base_model == "sam2_hiera_large" and info.config["bottleneck"] == 0.3
-    assert "9,898,385" in stdout
+    assert "base_model_source inferred" in stdout and "9,898,385" in stdout
     assert 39_500_000 < out.stat().st_size < 39_700_000  # about 40 MB in fp32
 
 
 @pytest.mark.parametrize("case", ["missing run", "official file as a run", "corrupt file",
-                                  "two sources", "out below a file", "out a folder"])
+                                  "two sources", "out below a file", "out a folder",
+                                  "sam2 for a run", "wrong base", "fits no size"])
 def test_bad_input_is_one_error_line(case, tmp_path, capsys, monkeypatch):
     official = write_official(tmp_path / "adapter_fss.pth", {})
+    hiera_t = write_official(tmp_path / "adapter_t.pth",
+                             official_state(HIERA_T_DIMS, list(range(3, 12)), 0.3))
+    unknown = write_official(tmp_path / "adapter_u.pth",
+                             official_state(block_dims(128, [1, 2, 7, 2]), [3, 4], 0.3))
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not safetensors at all")
     out = tmp_path / "a.safetensors"
@@ -100,6 +147,13 @@ def test_bad_input_is_one_error_line(case, tmp_path, capsys, monkeypatch):
                              "is a file"),
         "out a folder": (["--from-official", official, "--out",
                           tmp_path / "folder.safetensors"], "is a folder"),
+        "sam2 for a run": ([tmp_path, "--sam2", "tiny", "--out", out],
+                           "--sam2 tiny applies to --from-official only"),
+        "wrong base": (["--from-official", hiera_t, "--sam2", "sam2_hiera_large", "--out", out],
+                       "does not fit sam2_hiera_large: block 3's down_proj.weight has shape "
+                       "(57, 384), expected (width, 288)"),
+        "fits no size": (["--from-official", unknown, "--out", out],
+                         "fits no SAM 2.0 Hiera size"),
     }[case]
     code, _, err = run_sansa(["export-adapters", *args], capsys, monkeypatch)
     assert_one_line_error(code, err, fragment)

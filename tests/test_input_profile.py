@@ -198,3 +198,14 @@ def test_eval_records_the_profiles(eval_roots, tiny_checkpoint, tmp_path, capsys
     assert settings["input_profiles"] == {
         "none": dataclasses.asdict(VIDEO_PREDICTOR.replace(memory_dtype="fp32"))}
     assert settings["input_profile_options"] == ["memory_dtype=fp32"]
+
+
+def test_converted_release_files_record_the_release_profile(tmp_path):
+    from sansa_cli.artifacts.adapter_file import read_adapter_info
+    from sansa_cli.artifacts.official import convert_official
+    from tests.adapters_fixtures import (TINY, TINY_DIMS, TINY_STAGE_BLOCKS, official_state,
+                                         write_official)
+
+    src = write_official(tmp_path / "x.pth", official_state(TINY_DIMS, TINY_STAGE_BLOCKS, 0.3))
+    path = convert_official(src, tmp_path / "a.safetensors", base_model=TINY)
+    assert read_adapter_info(path).profile() == (RELEASE, "recorded")

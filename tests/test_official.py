@@ -11,7 +11,8 @@ from sansa_cli.artifacts.adapter_file import attach_adapters, read_adapter_info
 from sansa_cli.adapters.base import apply_strategy, build_strategy
 from sansa_cli.errors import AdapterFileError, DownloadError, MissingFileError
 from sansa_cli.artifacts.official import (
-    RELEASE_OVERRIDES, block_dims, convert_official, convert_state, hiera_blocks, infer_ratio,
+    HIERA_SIZES, RELEASE_OVERRIDES, block_dims, convert_official, fit_base, hiera_blocks,
+    infer_base, infer_ratio, read_state,
 )
 from tests.adapters_fixtures import (
     TINY, TINY_DIMS, TINY_STAGE_BLOCKS, encode, images, official_state, serve, write_official,
@@ -22,12 +23,69 @@ from tests.conftest import build_tiny
 HIERA_L_DIMS = block_dims(144, [2, 6, 36, 4])
 HIERA_L_ENDS = [1, 7, 43, 47]
 HIERA_L_ADAPTED = list(range(8, 48))
+# (embed_dim, blocks per stage) of the SAM 2.0 Hiera sizes, as published with SAM2
+HIERA_LAYOUTS = {
+    "sam2_hiera_tiny": (96, [1, 2, 7, 2]),
+    "sam2_hiera_small": (96, [1, 2, 11, 2]),
+    "sam2_hiera_base_plus": (112, [2, 3, 16, 3]),
+    "sam2_hiera_large": (144, [2, 6, 36, 4]),
+}
+HIERA_T_DIMS = block_dims(96, [1, 2, 7, 2])  # SAM 2.0 Hiera-T
+HIERA_T_ADAPTED = list(range(3, 12))  # its stages 2 and 3
+
+
+def release_shapes(dims, blocks, ratio=0.3):
+    """{block: (width, dim_out)} of a release file, from meta tensors (no memory)."""
+    with torch.device("meta"):
+        return read_state(official_state(dims, blocks, ratio))[1]
 
 
 def test_block_dims_follow_the_configs():
     assert hiera_blocks(TINY) == (TINY_DIMS, [0, 1, 3, 5])
     assert hiera_blocks("sam2_hiera_large") == (HIERA_L_DIMS, HIERA_L_ENDS)
     assert HIERA_L_DIMS[8] == (288, 576) and HIERA_L_DIMS[44] == (576, 1152)
+    assert tuple(HIERA_LAYOUTS) == HIERA_SIZES
+    for name, (embed_dim, stages) in HIERA_LAYOUTS.items():
+        assert hiera_blocks(name)[0] == block_dims(embed_dim, stages)
+
+
+@pytest.mark.parametrize("name,ratio", [("sam2_hiera_tiny", 0.3), ("sam2_hiera_small", 0.8),
+                                        ("sam2_hiera_base_plus", 0.3), ("sam2_hiera_large", 0.8)])
+def test_the_hiera_size_is_inferred_from_a_release_file(name, ratio):
+    embed_dim, stages = HIERA_LAYOUTS[name]
+    adapted = list(range(sum(stages[:2]), sum(stages)))  # stages 2 and 3, as the release
+    shapes = release_shapes(block_dims(embed_dim, stages), adapted, ratio)
+    assert infer_base(shapes) == (name, {"bottleneck": ratio, "stages": [2, 3], "scale": 0.1})
+
+
+@pytest.mark.parametrize("case,fragments", [
+    ("unknown size", ["closest is sam2_hiera_tiny", "block 3's down_proj.weight has shape "
+                      "(76, 512), expected (width, 384)"]),
+    ("one width off", ["closest is sam2_hiera_tiny", "no single bottleneck ratio"]),
+    ("too many blocks", ["closest is sam2_hiera_large", "adapter on block 48, but the Hiera has "
+                         "48 blocks"]),
+])
+def test_a_file_that_fits_no_size_names_the_closest(case, fragments):
+    if case == "unknown size":
+        shapes = release_shapes(block_dims(128, [1, 2, 7, 2]), HIERA_T_ADAPTED)
+    elif case == "one width off":
+        shapes = release_shapes(HIERA_T_DIMS, HIERA_T_ADAPTED)
+        shapes[5] = (shapes[5][0] + 3, shapes[5][1])
+    else:
+        shapes = release_shapes(block_dims(144, [2, 6, 36, 5]), list(range(8, 49)))
+    with pytest.raises(AdapterFileError, match="fits no SAM 2.0 Hiera size") as err:
+        infer_base(shapes)
+    assert all(fragment in str(err.value) for fragment in fragments), err.value
+    assert "--sam2" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_adapters_on_a_shared_stage_are_ambiguous():
+    shapes = release_shapes(HIERA_T_DIMS, [1, 2])  # stage 1: the same in Hiera-T and Hiera-S
+    with pytest.raises(AdapterFileError) as err:
+        infer_base(shapes)
+    assert "fit sam2_hiera_tiny and sam2_hiera_small alike" in str(err.value)
+    assert "--sam2 sam2_hiera_tiny" in str(err.value)
+    assert fit_base(shapes, *hiera_blocks("sam2_hiera_small"))["stages"] == [1]
 
 
 @pytest.mark.parametrize("ratio", [0.3, 0.8, 0.25, 0.125])
@@ -37,10 +95,11 @@ def test_ratio_inference_on_hiera_large_shapes(ratio):
     assert infer_ratio(widths, HIERA_L_DIMS, hint=0.5) == ratio  # a wrong hint is ignored
 
 
-def test_convert_state_on_hiera_large_without_memory():
+def test_read_and_fit_hiera_large_without_memory():
     with torch.device("meta"):  # shapes only: no Hiera-L sized tensors are allocated
         state = official_state(HIERA_L_DIMS, HIERA_L_ADAPTED, 0.8)
-    tensors, config = convert_state(state, HIERA_L_DIMS, HIERA_L_ENDS)
+    tensors, shapes = read_state(state)
+    config = fit_base(shapes, HIERA_L_DIMS, HIERA_L_ENDS)
     assert config == {"bottleneck": 0.8, "stages": [2, 3], "scale": 0.1}
     assert len(tensors) == 240
     assert "image_encoder.trunk.blocks.8.adapter.norm.weight" in tensors

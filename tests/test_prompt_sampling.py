@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from sansa_cli.errors import UserInputError
-from sansa_cli.core.prompt_sampling import (
-    MAX_POINTS, largest_component, prompt_name, sample_prompt,
-)
+from sansa_cli.core.components import connected_components, largest_component
+from sansa_cli.core.prompt_sampling import MAX_POINTS, prompt_name, sample_prompt
 from sansa_cli.core.prompts import Box, Points, Scribble
 
 
@@ -84,3 +83,16 @@ def test_mixed_draws_every_kind_and_empty_masks_stay_masks():
     assert prompt_name(sample_prompt("box", empty, 0, 0, 0)) == "mask"
     with pytest.raises(UserInputError, match="unknown prompt type"):
         sample_prompt("lasso", two_blobs(), 0, 0, 0)
+
+
+def test_connected_components_are_8_connected_and_numbered_in_raster_order():
+    mask = np.zeros((6, 8), bool)
+    mask[0, 5:8] = True  # first in raster order
+    mask[1, 0] = mask[2, 1] = True  # diagonal neighbours: one component
+    mask[4:6, 3:6] = True
+    mask[4, 4] = False  # a notch, still one component
+    labels, count = connected_components(mask)
+    assert count == 3
+    assert labels[0, 5] == 1 and labels[1, 0] == labels[2, 1] == 2 and labels[5, 3] == 3
+    assert ((labels > 0) == mask).all()
+    assert connected_components(np.zeros((3, 3), bool))[1] == 0

@@ -5,10 +5,11 @@ argparse.Namespace, 'optimizer', 'lr_scheduler', 'epoch'}`` with keys such as
 ``sam.image_encoder.trunk.blocks.8.adapter.adapter_layer_norm_before.weight``. They are read with
 ``torch.load(weights_only=True)`` and an allow-list of exactly one class (``argparse.Namespace``),
 so no arbitrary code runs (:func:`sansa_cli.artifacts.weights.load_torch_file`), and NaN or
-infinite weights are refused. The bottleneck ratio is inferred from the tensor shapes and verified
-on every block; the adapter file records the release's base model (SAM 2.0 Hiera-L without the
-object-score head, plain instantiate), its architecture fingerprint and its image resizing, so
-predictions match the release.
+infinite weights are refused. The base SAM2's Hiera size (SAM 2.0 tiny, small, base_plus or
+large, unless named) and the bottleneck ratio are inferred from the tensor shapes and verified on
+every block; the adapter file records that base model with the release's settings (no
+object-score head, plain instantiate), its architecture fingerprint and the release's image
+resizing, so predictions match the release.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from sansa_cli.core.sam2_base import RELEASE_SETTINGS
+from sansa_cli.core.input_profile import RELEASE
 from sansa_cli.errors import AdapterFileError, MissingFileError
 
 RELEASE_BASE_MODEL = "sam2_hiera_large"
+#: the sizes a release file's base is inferred among (SAM 2.1 has the same Hiera layouts)
+HIERA_SIZES = ("sam2_hiera_tiny", "sam2_hiera_small", "sam2_hiera_base_plus", "sam2_hiera_large")
 # The release instantiates the SAM 2.0 config without the object-score head and without the
 # video-predictor settings; these override sansa's defaults when the file is loaded.
 RELEASE_OVERRIDES: dict[str, Any] = {
@@ -104,15 +108,16 @@ def infer_ratio(widths: dict[int, int], dims: list[tuple[int, int]],
                 return step / scale
     shown = ", ".join(f"block {i}: {w} of {dims[i][0]}" for i, w in sorted(widths.items())[:4])
     raise AdapterFileError(
-        f"no single bottleneck ratio gives the adapter widths found ({shown}, ...); expected "
-        "int(block dim * ratio) on every block: the file is not a SANSA AdaptFormer release"
+        f"no single bottleneck ratio r gives the adapter widths found as int(block dim * r) "
+        f"({shown}, ...)"
     )
 
 
-def convert_state(state: dict, dims: list[tuple[int, int]], stage_ends: list[int],
-                  hint: float | None = None) -> tuple[dict, dict[str, Any]]:
-    """Rename the release's tensors to stock paths; return ``(tensors, adaptformer config)``."""
-    tensors, shapes = {}, {}
+def read_state(state: dict) -> tuple[dict, dict[int, tuple[int, int]]]:
+    """The release's tensors under stock paths, and ``{block: (width, dim_out)}`` from each
+    block's ``down_proj.weight``; checks what holds for any base (keys, each block's six tensors
+    agreeing with one another)."""
+    tensors = {}
     for key, value in state.items():
         match = _KEY.fullmatch(key)
         if match is None or not hasattr(value, "shape"):
@@ -120,43 +125,52 @@ def convert_state(state: dict, dims: list[tuple[int, int]], stage_ends: list[int
                 f"official checkpoint key {key!r} is not an AdaptFormer tensor; expected keys "
                 "like sam.image_encoder.trunk.blocks.8.adapter.down_proj.weight"
             )
-        index, part, kind = int(match[1]), _RENAME[match[2]], match[3]
-        if index >= len(dims):
-            raise AdapterFileError(
-                f"official checkpoint has an adapter on block {index}, but the base model has "
-                f"{len(dims)} blocks; convert it for {RELEASE_BASE_MODEL}"
-            )
-        name = f"image_encoder.trunk.blocks.{index}.adapter.{part}.{kind}"
-        tensors[name], shapes[name] = value, tuple(value.shape)
+        name = f"image_encoder.trunk.blocks.{match[1]}.adapter.{_RENAME[match[2]]}.{match[3]}"
+        tensors[name] = value
     if not tensors:
         raise AdapterFileError("official checkpoint holds no adapter tensors under 'model'")
     blocks = sorted({int(k.split(".")[3]) for k in tensors})
-    widths = {}
-    for i in blocks:
-        down = shapes.get(f"image_encoder.trunk.blocks.{i}.adapter.down_proj.weight")
-        if down is None or len(down) != 2 or down[1] != dims[i][1]:
+    return tensors, {i: _block_shape(tensors, i) for i in blocks}
+
+
+def _block_shape(tensors: dict, i: int) -> tuple[int, int]:
+    prefix = f"image_encoder.trunk.blocks.{i}.adapter."
+    down = tuple(tensors[prefix + "down_proj.weight"].shape) \
+        if prefix + "down_proj.weight" in tensors else None
+    if down is None or len(down) != 2:
+        raise AdapterFileError(
+            f"official checkpoint tensor for {prefix}down_proj.weight has shape {down}, expected "
+            "(width, dim_out); the file is damaged or incomplete"
+        )
+    w, d = down
+    expected = {"norm.weight": (d,), "norm.bias": (d,), "down_proj.bias": (w,),
+                "up_proj.weight": (d, w), "up_proj.bias": (d,)}
+    for part, shape in expected.items():
+        found = tuple(tensors[prefix + part].shape) if prefix + part in tensors else None
+        if found != shape:
             raise AdapterFileError(
-                f"official checkpoint: block {i}'s down_proj.weight has shape {down}, expected "
-                f"(width, {dims[i][1]}) for this base model; was it made for another SAM2 size?"
+                f"official checkpoint tensor for {prefix}{part} has shape {found}, expected "
+                f"{shape} (down_proj.weight is {down}); the file is damaged or incomplete"
             )
-        widths[i] = down[0]
-    ratio = infer_ratio(widths, dims, hint)
-    _check_shapes(shapes, blocks, dims, widths)
-    return tensors, {"bottleneck": ratio, "stages": _stages(blocks, stage_ends), "scale": 0.1}
+    return w, d
 
 
-def _check_shapes(shapes: dict, blocks: list[int], dims, widths: dict[int, int]) -> None:
-    for i in blocks:
-        d, w = dims[i][1], widths[i]
-        expected = {"norm.weight": (d,), "norm.bias": (d,), "down_proj.weight": (w, d),
-                    "down_proj.bias": (w,), "up_proj.weight": (d, w), "up_proj.bias": (d,)}
-        for part, shape in expected.items():
-            key = f"image_encoder.trunk.blocks.{i}.adapter.{part}"
-            if shapes.get(key) != shape:
-                raise AdapterFileError(
-                    f"official checkpoint tensor for {key} has shape {shapes.get(key)}, expected "
-                    f"{shape} (bottleneck width {w}); the file is damaged or incomplete"
-                )
+def fit_base(shapes: dict[int, tuple[int, int]], dims: list[tuple[int, int]],
+             stage_ends: list[int], hint: float | None = None) -> dict[str, Any]:
+    """The AdaptFormer config that puts adapters of ``shapes`` (``{block: (width, dim_out)}``)
+    on a Hiera with ``dims`` and ``stage_ends``. Checks, in order, each an
+    :class:`AdapterFileError` saying only what does not fit (callers add the fix): the blocks
+    exist, ``dim_out`` matches, the blocks form whole stages, one ratio explains every width."""
+    for i, (width, dim_out) in sorted(shapes.items()):
+        if i >= len(dims):
+            raise AdapterFileError(f"it has an adapter on block {i}, but the Hiera has "
+                                   f"{len(dims)} blocks")
+        if dim_out != dims[i][1]:
+            raise AdapterFileError(f"block {i}'s down_proj.weight has shape ({width}, {dim_out}), "
+                                   f"expected (width, {dims[i][1]})")
+    stages = _stages(sorted(shapes), stage_ends)
+    ratio = infer_ratio({i: w for i, (w, _) in shapes.items()}, dims, hint)
+    return {"bottleneck": ratio, "stages": stages, "scale": 0.1}
 
 
 def _stages(blocks: list[int], stage_ends: list[int]) -> list[int]:
@@ -165,39 +179,100 @@ def _stages(blocks: list[int], stage_ends: list[int]) -> list[int]:
     full = [i for s in stages for i in range(starts[s], stage_ends[s] + 1)]
     if full != blocks:
         raise AdapterFileError(
-            f"official checkpoint has adapters on blocks {blocks[0]}..{blocks[-1]} "
-            f"({len(blocks)} blocks), which is not whole Hiera stages (stages {stages} have "
-            f"{len(full)} blocks); the file is incomplete"
+            f"its adapters on blocks {_span(blocks)} ({len(blocks)} blocks) are not whole Hiera "
+            f"stages (stages {stages} have {len(full)} blocks)"
         )
     return stages
 
 
-def convert_official(src: str | Path, out: str | Path, base_model: str = RELEASE_BASE_MODEL,
+def _span(blocks) -> str:
+    blocks = sorted(blocks)
+    return f"{blocks[0]}..{blocks[-1]}"
+
+
+def infer_base(shapes: dict[int, tuple[int, int]],
+               hint: float | None = None) -> tuple[str, dict[str, Any]]:
+    """``(name, AdaptFormer config)`` of the one SAM 2.0 Hiera size (:data:`HIERA_SIZES`)
+    that :func:`fit_base` accepts for ``shapes``, from the configs alone (no model is built).
+
+    No fit is an :class:`AdapterFileError` naming the first mismatch on the closest size (the
+    one whose ``dim_out`` matches the most adapted blocks; the smaller on a tie); several fits
+    (adapters only on stages the sizes share) is one asking for ``--sam2``.
+    """
+    fits, misfits = {}, {}
+    for name in HIERA_SIZES:
+        dims, stage_ends = hiera_blocks(name)
+        try:
+            fits[name] = fit_base(shapes, dims, stage_ends, hint)
+        except AdapterFileError as exc:
+            matching = sum(i < len(dims) and d == dims[i][1] for i, (_, d) in shapes.items())
+            misfits[name] = (matching, str(exc))
+    if len(fits) == 1:
+        return next(iter(fits.items()))
+    if fits:
+        raise AdapterFileError(
+            f"official checkpoint's adapters on blocks {_span(shapes)} fit {' and '.join(fits)} "
+            f"alike; name the base it was trained on with --sam2, e.g. --sam2 {next(iter(fits))}"
+        )
+    closest = max(misfits, key=lambda name: misfits[name][0])
+    raise AdapterFileError(
+        f"official checkpoint fits no SAM 2.0 Hiera size ({', '.join(HIERA_SIZES)}); closest is "
+        f"{closest}: {misfits[closest][1]}; the file is damaged or not a SANSA AdaptFormer "
+        "release, or pass --sam2 with the SAM2 config it was trained on"
+    )
+
+
+def fit_named_base(shapes: dict[int, tuple[int, int]], base_model: str,
+                   hint: float | None = None) -> dict[str, Any]:
+    """:func:`fit_base` on ``base_model``'s Hiera (a stock name or a YAML path); a misfit is
+    one line naming the base and the shapes."""
+    try:
+        return fit_base(shapes, *hiera_blocks(base_model), hint)
+    except AdapterFileError as exc:
+        raise AdapterFileError(
+            f"official checkpoint does not fit {base_model}: {exc}; name the SAM2 it was trained "
+            "on with --sam2, or leave --sam2 out to infer the SAM 2.0 Hiera size"
+        ) from exc
+
+
+def convert_official(src: str | Path, out: str | Path, base_model: str | None = None,
                      dtype: str | None = None) -> Path:
     """Convert a released ``.pth`` into a sansa adapter file at ``out``.
 
-    The file records ``base_model``'s architecture fingerprint (built with random weights), so it
-    loads only into that SAM2; the release names no base checkpoint, so none is hashed.
+    ``base_model`` is the SAM2 the adapters were trained on (a stock name, a short SAM 2.1
+    name such as ``tiny``, or a YAML path); by default it is inferred from the tensor shapes
+    among the SAM 2.0 Hiera sizes (:func:`infer_base`). The file records it and its
+    architecture fingerprint (built once, with random weights), so it loads only into that
+    SAM2; the release names no base checkpoint, so none is hashed.
     """
     from sansa_cli.artifacts.adapter_file import (
         AdapterInfo,
         make_strategy,
         save_adapter_file,
     )
+    from sansa_cli.core.choices import expand_sam2_name
     from sansa_cli.core.sam2_base import base_fingerprint
 
     blob = load_official(src)
-    dims, stage_ends = hiera_blocks(base_model)
+    tensors, shapes = read_state(blob["model"])
     hint = getattr(blob.get("args"), "channel_factor", None)
-    tensors, config = convert_state(blob["model"], dims, stage_ends,
-                                    hint if isinstance(hint, (int, float)) else None)
+    hint = hint if isinstance(hint, (int, float)) else None
+    if base_model is None:
+        base_model, config = infer_base(shapes, hint)
+        base_source = "inferred from the adapter shapes"
+    else:
+        base_model = expand_sam2_name(base_model)
+        config = fit_named_base(shapes, base_model, hint)
+        base_source = "named at conversion"
     strategy = make_strategy("adaptformer", config, f"official checkpoint {src}")
     info = AdapterInfo(
         strategy="adaptformer", config=json.loads(strategy.config_json()), base_model=base_model,
         base_overrides=dict(RELEASE_OVERRIDES),
         extra={"image_resize": RELEASE_IMAGE_RESIZE, "source": f"official {Path(src).name}",
-               "source_sha256": _sha256(src), "epoch": str(blob.get("epoch", ""))},
+               "source_sha256": _sha256(src), "epoch": str(blob.get("epoch", "")),
+               "base_model_source": base_source},
         base_fingerprint=base_fingerprint(base_model, RELEASE_OVERRIDES),
+        input_profile=RELEASE,  # the release's resize, mask rule, memory precision, loaders
     )
     return save_adapter_file(out, tensors, info, dtype)
 

@@ -40,6 +40,8 @@ def ensure_default_adapters(download: bool = True, base_model: str | None = None
     out = folder / UNIVERSAL_FILE
     if out.is_file():
         return out
+    # A known Hiera-L file: converted for that base rather than inferred, so a download that is
+    # not the release's universal model is refused naming the shapes that do not fit.
     base_model = base_model or RELEASE_BASE_MODEL
     placed = folder / RELEASE_FILE
     if placed.is_file():

@@ -21,6 +21,11 @@ def export_adapters(
     from_official: Annotated[Optional[Path], typer.Option(
         "--from-official", help="Convert an adapter .pth released by the SANSA authors.",
         show_default=False)] = None,
+    sam2: Annotated[Optional[str], typer.Option(
+        "--sam2", help="With --from-official: the SAM2 the adapters were trained on (a stock "
+        "name: sam2_hiera_* for SAM 2.0, sam2.1_hiera_* or tiny|small|base_plus|large for "
+        "SAM 2.1; or a SAM2 YAML). Default: the SAM 2.0 Hiera size the adapter shapes fit.",
+        show_default=False)] = None,
     info: Annotated[Optional[Path], typer.Option(
         "--info", help="Print an adapter file's metadata and parameter count, and exit.",
         show_default=False)] = None,
@@ -36,6 +41,7 @@ def export_adapters(
     Examples:
       sansa export-adapters runs/coco-f0 --out coco-f0.safetensors
       sansa export-adapters --from-official adapter_coco_fold0.pth --out coco-f0.safetensors
+      sansa export-adapters --from-official mine.pth --sam2 sam2_hiera_small --out s.safetensors
       sansa export-adapters --info coco-f0.safetensors
     """
     from sansa_cli.errors import UserInputError
@@ -47,6 +53,9 @@ def export_adapters(
             f"give exactly one of SOURCE, --from-official FILE or --info FILE "
             f"({'none' if not given else ' and '.join(given)} given)"
         )
+    if sam2 is not None and from_official is None:
+        raise UserInputError(f"--sam2 {sam2} applies to --from-official only; a training "
+                             "checkpoint and an adapter file name their own base model")
     if info is not None:
         from sansa_cli.artifacts.adapter_file import describe
 
@@ -67,7 +76,7 @@ def export_adapters(
                                  "official releases (they are AdaptFormer adapters)")
         from sansa_cli.artifacts.official import convert_official
 
-        written = convert_official(from_official, out, dtype=dtype.value)
+        written = convert_official(from_official, out, base_model=sam2, dtype=dtype.value)
     else:
         from sansa_cli.artifacts.train_checkpoint import export_training_checkpoint
 

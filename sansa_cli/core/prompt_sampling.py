@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sansa_cli.core.choices import PROMPT_TYPES
+from sansa_cli.core.components import largest_component
 from sansa_cli.core.prompts import Box, Points, Scribble
 from sansa_cli.errors import UserInputError
 
@@ -23,58 +24,6 @@ STROKE_WIDTH = 3
 
 def reference_rng(seed: int, episode_index: int, support_index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(episode_index), int(support_index)])
-
-
-def _runs(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start (inclusive) and end (exclusive) columns of the True runs of a 1-D bool row."""
-    padded = np.concatenate(([False], row, [False])).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return edges[0::2], edges[1::2]
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected component of a boolean mask (ties: first in raster order).
-
-    Row runs joined with a union-find: no scipy or OpenCV needed, and linear in the number of runs.
-    """
-    mask = np.asarray(mask, bool)
-    runs: list[tuple[int, int, int]] = []  # (row, start, end)
-    parent: list[int] = []
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    previous: list[int] = []
-    for y in range(mask.shape[0]):
-        starts, ends = _runs(mask[y])
-        current = []
-        for x0, x1 in zip(starts.tolist(), ends.tolist()):
-            rid = len(runs)
-            runs.append((y, x0, x1))
-            parent.append(rid)
-            for pid in previous:  # 8-connectivity: runs touch if they overlap when widened by 1
-                _, p0, p1 = runs[pid]
-                if p0 <= x1 and x0 <= p1:
-                    a, b = find(pid), find(rid)
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
-            current.append(rid)
-        previous = current
-    out = np.zeros(mask.shape, bool)
-    if not runs:
-        return out
-    area: dict[int, int] = {}
-    for rid, (_, x0, x1) in enumerate(runs):
-        root = find(rid)
-        area[root] = area.get(root, 0) + x1 - x0
-    best = max(area, key=lambda r: (area[r], -r))
-    for rid, (y, x0, x1) in enumerate(runs):
-        if find(rid) == best:
-            out[y, x0:x1] = True
-    return out
 
 
 def sample_points(mask: np.ndarray, rng: np.random.Generator) -> Points:

@@ -96,3 +96,31 @@ def test_connected_components_are_8_connected_and_numbered_in_raster_order():
     assert labels[0, 5] == 1 and labels[1, 0] == labels[2, 1] == 2 and labels[5, 3] == 3
     assert ((labels > 0) == mask).all()
     assert connected_components(np.zeros((3, 3), bool))[1] == 0
+
+
+def _flood_fill_labels(mask: np.ndarray) -> int:
+    """Component count by a plain 8-neighbour flood fill (the reference)."""
+    seen, count = np.zeros(mask.shape, bool), 0
+    for y, x in zip(*np.nonzero(mask)):
+        if seen[y, x]:
+            continue
+        count, stack = count + 1, [(y, x)]
+        seen[y, x] = True
+        while stack:
+            a, b = stack.pop()
+            for yy in range(max(a - 1, 0), min(a + 2, mask.shape[0])):
+                for xx in range(max(b - 1, 0), min(b + 2, mask.shape[1])):
+                    if mask[yy, xx] and not seen[yy, xx]:
+                        seen[yy, xx] = True
+                        stack.append((yy, xx))
+    return count
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_connected_components_match_a_flood_fill(seed):
+    mask = np.random.default_rng(seed).random((30, 40)) > 0.6
+    labels, count = connected_components(mask)
+    assert count == _flood_fill_labels(mask)
+    assert ((labels > 0) == mask).all()
+    for i in range(1, count + 1):  # every label is one component
+        assert connected_components(labels == i)[1] == 1

@@ -11,11 +11,13 @@ from sansa_cli.cli import options as opt
 
 
 def predict(
-    ref_image: Annotated[Path, typer.Argument(help="Reference image.", show_default=False)],
-    mask_and_targets: Annotated[list[Path], typer.Argument(
+    ref_image: Annotated[Path, typer.Argument(
+        help="Reference image (with --references: the first target).", show_default=False)],
+    mask_and_targets: Annotated[Optional[list[Path]], typer.Argument(
         metavar="[REF_MASK] TARGET...",
         help="The reference's mask (non-zero = object), then target images or folders. Leave the "
-        "mask out when --points, --box or --scribble marks the reference.", show_default=False)],
+        "mask out when --points, --box or --scribble marks the reference, and with "
+        "--references.", show_default=False)] = None,
     points: Annotated[Optional[str], typer.Option(
         "--points", help="Clicks on the object in the reference: 'x,y;x,y' (pixels).",
         show_default=False)] = None,
@@ -47,6 +49,35 @@ def predict(
     batch_size: opt.BatchSize = None,
     allow_base_mismatch: opt.AllowBaseMismatch = False,
     input_profile: opt.InputProfileOpt = None,
+    references: Annotated[Optional[Path], typer.Option(
+        "--references", help="Several classes: a YAML class list (classes: [{name, references: "
+        "[{image, mask|box|points|scribble}]}]) or a COCO instances JSON (with "
+        "--reference-images); every positional path is then a target.",
+        show_default=False)] = None,
+    reference_images: Annotated[Optional[Path], typer.Option(
+        "--reference-images", help="The folder a COCO references file's file_names are "
+        "relative to; its annotated images are not labelled again.", show_default=False)] = None,
+    max_references: Annotated[Optional[int], typer.Option(
+        "--max-references", help="References per class at most (COCO: the images where the "
+        "class covers the most pixels; YAML: the first N).", show_default=False)] = None,
+    label_format: Annotated[str, typer.Option(
+        "--format", help="Comma list of png (one class: 0/255 masks; several: palette PNGs + "
+        "classes.txt), coco (coco.json), yolo (yolo/labels, data.yaml), labelstudio "
+        "(labelstudio.json).")] = "png",
+    polygons: Annotated[bool, typer.Option(
+        "--polygons", help="coco and labelstudio: exact polygons instead of RLE / brush masks "
+        "(needs OpenCV: pip install 'sansa-cli[labels]').")] = False,
+    min_area: Annotated[int, typer.Option(
+        "--min-area", help="Drop instances (connected parts) smaller than this, in pixels.")] = 0,
+    min_score: Annotated[float, typer.Option(
+        "--min-score", help="Drop instances scoring below this (0..1; see the README on "
+        "choosing it): an absent class then writes nothing.")] = 0.0,
+    image_url_prefix: Annotated[Optional[str], typer.Option(
+        "--image-url-prefix", help="labelstudio: image URLs are this prefix + the file name "
+        "(default: Label Studio local-file URLs).", show_default=False)] = None,
+    class_name: Annotated[str, typer.Option(
+        "--class-name", help="The class's name in label files, for one class given on the "
+        "command line.")] = "object",
 ) -> None:
     """Segment the object marked in the reference(s) in every target image.
 
@@ -60,11 +91,20 @@ def predict(
     cannot write one --out at once, and --out may not be a folder that holds targets.
     """
     from sansa_cli.predict.job import PredictJob, run_predict
+    from sansa_cli.predict.labelling import LabelOptions, parse_formats
 
-    first, targets = _first_reference(ref_image, mask_and_targets, points, neg_points, box,
-                                      scribble)
+    labels = LabelOptions(references, reference_images, max_references,
+                          parse_formats(label_format), polygons, min_area, min_score,
+                          image_url_prefix, class_name)
+    if references is not None:
+        _no_command_line_references(points, box, scribble, ref)
+        refs, targets = [], [ref_image, *(mask_and_targets or [])]
+    else:
+        first, targets = _first_reference(ref_image, mask_and_targets or [], points, neg_points,
+                                          box, scribble)
+        refs = [first] + _pairs(ref or [], ref_markings or [])
     run_predict(PredictJob(
-        references=[first] + _pairs(ref or [], ref_markings or []), targets=targets, out=out,
+        references=refs, targets=targets, out=out, labels=labels,
         overlay=overlay, json=json_summary, adapters=adapters or "default", sam2=sam2,
         sam2_checkpoint=sam2_checkpoint, device=device.value, precision=precision.value,
         batch_size=batch_size, allow_base_mismatch=allow_base_mismatch,
@@ -121,3 +161,13 @@ def expand_ref_pairs(argv: list[str]) -> list[str]:
             out.append(argv[i])
             i += 1
     return out
+
+
+def _no_command_line_references(points, box, scribble, ref) -> None:
+    from sansa_cli.errors import UserInputError
+
+    given = [name for name, value in (("--points", points), ("--box", box),
+                                      ("--scribble", scribble), ("--ref", ref)) if value]
+    if given:
+        raise UserInputError(f"--references FILE gives every class's references; drop "
+                             f"{', '.join(given)} (or drop --references)")

@@ -33,17 +33,21 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     previous: list[int] = []
     for y in range(mask.shape[0]):
         starts, ends = _runs(mask[y])
-        current = []
+        current, first = [], 0
         for x0, x1 in zip(starts.tolist(), ends.tolist()):
             rid = len(runs)
             runs.append((y, x0, x1))
             parent.append(rid)
-            for pid in previous:  # 8-connectivity: runs touch if they overlap when widened by 1
-                _, p0, p1 = runs[pid]
-                if p0 <= x1 and x0 <= p1:
-                    a, b = find(pid), find(rid)
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
+            # 8-connectivity: runs of adjacent rows touch if they overlap when widened by 1.
+            # Both rows' runs are sorted, so one sweep finds every touching pair.
+            while first < len(previous) and runs[previous[first]][2] < x0:
+                first += 1
+            k = first
+            while k < len(previous) and runs[previous[k]][1] <= x1:
+                a, b = find(previous[k]), find(rid)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+                k += 1
             current.append(rid)
         previous = current
     labels = np.zeros(mask.shape, np.int32)

@@ -196,6 +196,18 @@ class SansaModel:
             on_batch(len(targets))
         return results
 
+    def label(self, classes: Sequence, targets: Iterable[ImageLike], batch_size: int | None = None,
+              min_area: int = 0, min_score: float = 0.0):
+        """Label every target with several classes at once: yields one
+        :class:`~sansa_cli.core.labelling.LabelResult` per target (per-class masks, instances
+        with scores, a semantic map). A class is ``(name, references)`` or an object with
+        ``name`` and ``references`` (references as for :meth:`encode_references`); each target
+        is encoded once for all classes (see :mod:`sansa_cli.core.labelling`)."""
+        from sansa_cli.core import labelling
+
+        encoded = labelling.encode_classes(self, classes)
+        return labelling.label(self, encoded, targets, batch_size, min_area, min_score)
+
     def predict(self, references: Sequence[tuple[ImageLike, object]],
                 targets: Sequence[ImageLike], batch_size: int | None = None) -> list[Prediction]:
         """Segment every target from the references (see :meth:`encode_references`);

@@ -24,6 +24,7 @@ class PredictJob:
     batch_size: int | None = None  # None: the device's default (see load_model)
     allow_base_mismatch: bool = False
     input_profile: list[str] = field(default_factory=list)  # --input-profile values
+    labels: object = None  # a predict.labelling.LabelOptions: classes, formats, instances
 
 
 def _check_targets(targets: list[Path], console) -> None:
@@ -67,6 +68,10 @@ def run_predict(job: PredictJob) -> None:
     from sansa_cli.core.images import list_targets
     from sansa_cli.core.references import load_reference
 
+    if job.labels is not None and job.labels.wanted():
+        from sansa_cli.predict.labelling import run_labelling
+
+        return run_labelling(job)
     console = Console(stderr=True)
     # fail fast, before any model is built; the loaded references are what the model encodes
     references = [load_reference(image, marking) for image, marking in job.references]

@@ -1,0 +1,110 @@
+"""What the label writers take: classes, and per target image its instances and semantic map.
+
+A prediction job fills these; every writer in :mod:`sansa_cli.labels` reads the same objects.
+The constructors check shapes and scores, so a writer never sees a mask at the wrong size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sansa_cli.errors import UserInputError
+
+#: a palette PNG holds class indices 1..255 (0 is background)
+MAX_CLASSES = 255
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class of the class list; its position in the list is its 0-based class index."""
+
+    name: str
+    #: the COCO category id to write (reuse the references' ids); None: the writer chooses one
+    category_id: int | None = None
+
+
+@dataclass
+class Instance:
+    """One object of one class in one image.
+
+    ``mask`` is HxW at the image's size (anything non-zero is the object; stored as bool).
+    ``score`` is the confidence in [0, 1]. Writers skip instances whose mask is empty.
+    """
+
+    class_index: int
+    mask: np.ndarray
+    score: float
+
+    def __post_init__(self) -> None:
+        self.class_index = int(self.class_index)
+        self.mask = np.asarray(self.mask).astype(bool, copy=False)
+        if self.mask.ndim != 2:
+            raise UserInputError(f"an instance mask must be 2-D (HxW), got shape {self.mask.shape}")
+        self.score = float(self.score)
+        if not (math.isfinite(self.score) and 0.0 <= self.score <= 1.0):
+            raise UserInputError(f"an instance score must lie in [0, 1], got {self.score}")
+
+
+@dataclass
+class LabelledImage:
+    """One target image and what was found in it.
+
+    ``path`` is the target image (outputs name it by its file name or its path relative to a
+    root folder). ``semantic`` is a uint8 HxW class-index map, 0 background and ``k + 1`` for
+    class ``k``; when None, the palette writer paints it from the instances.
+    """
+
+    path: Path
+    width: int
+    height: int
+    instances: list[Instance] = field(default_factory=list)
+    semantic: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.width, self.height = int(self.width), int(self.height)  # JSON needs Python ints
+        size = (self.height, self.width)
+        for instance in self.instances:
+            if instance.mask.shape != size:
+                raise UserInputError(f"{self.path}: an instance mask is {instance.mask.shape} "
+                                     f"(HxW) but the image is {size}")
+        if self.semantic is not None:
+            self.semantic = np.asarray(self.semantic)
+            if self.semantic.shape != size or self.semantic.dtype != np.uint8:
+                raise UserInputError(f"{self.path}: the semantic map must be uint8 {size} (HxW), "
+                                     f"got {self.semantic.dtype} {self.semantic.shape}")
+
+    def present(self) -> list[Instance]:
+        """The instances whose masks are not empty (the ones every writer writes)."""
+        return [instance for instance in self.instances if instance.mask.any()]
+
+
+def check_classes(classes: Sequence[ClassInfo]) -> list[ClassInfo]:
+    """``classes`` as a list, refused when empty, too long, or with names no format can hold."""
+    classes = list(classes)
+    if not 1 <= len(classes) <= MAX_CLASSES:
+        raise UserInputError(f"give between 1 and {MAX_CLASSES} classes, got {len(classes)}")
+    names = [c.name for c in classes]
+    for name in names:
+        if not name.strip() or any(ch in name for ch in "\r\n"):
+            raise UserInputError(f"class name {name!r} is empty or spans lines; rename it")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UserInputError(f"class names must be unique; repeated: {', '.join(duplicates)}")
+    return classes
+
+
+def check_image(image: LabelledImage, num_classes: int) -> None:
+    """Refuse class indices (in instances and the semantic map) outside the class list."""
+    for instance in image.instances:
+        if not 0 <= instance.class_index < num_classes:
+            raise UserInputError(f"{image.path}: class index {instance.class_index} is outside "
+                                 f"the {num_classes} classes")
+    if image.semantic is not None and image.semantic.size and image.semantic.max() > num_classes:
+        raise UserInputError(f"{image.path}: the semantic map holds class value "
+                             f"{image.semantic.max()}, above the {num_classes} classes")

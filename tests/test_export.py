@@ -71,6 +71,7 @@ def test_export_merged_lora_loads_as_plain_sam2_weights(tmp_path, capsys, monkey
 HIERA_T_DIMS = block_dims(96, [1, 2, 7, 2])  # SAM 2.0 Hiera-T; the release adapts stages 2, 3
 
 
+@pytest.mark.slow  # builds SAM 2.0 Hiera-T twice (for the fingerprint and to load)
 def test_official_hiera_t_file_is_inferred_and_loads(tmp_path, capsys, monkeypatch):
     from sansa_cli import load_model
     from sansa_cli.core.sam2_base import build_sam2, resolve_base

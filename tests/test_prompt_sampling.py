@@ -124,3 +124,14 @@ def test_connected_components_match_a_flood_fill(seed):
     assert ((labels > 0) == mask).all()
     for i in range(1, count + 1):  # every label is one component
         assert connected_components(labels == i)[1] == 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_opencv_and_numpy_components_are_the_same_labels(seed):
+    from sansa_cli.core.components import _union_find_components
+
+    pytest.importorskip("cv2")  # the labels extra (in the test extra too)
+    mask = np.random.default_rng(seed).random((40, 50)) > 0.55
+    labels, count = connected_components(mask)
+    reference, reference_count = _union_find_components(mask)
+    assert count == reference_count and np.array_equal(labels, reference)

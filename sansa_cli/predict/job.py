@@ -105,8 +105,8 @@ def _segment_all(job: PredictJob, references, targets, plan, console) -> None:
                        input_profile=job.input_profile)
     start = time.perf_counter()
     memory = model.encode_references(references)
-    results = _segment_with_progress(model, memory, targets, plan, job, console)
-    summary = _summary(job, model, targets, results, time.perf_counter() - start)
+    rows = _segment_with_progress(model, memory, targets, plan, job, console)
+    summary = _summary(job, model, rows, time.perf_counter() - start)
     if job.json and job.out:
         from sansa_cli.predict.outputs import write_json
 
@@ -130,7 +130,7 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
     from sansa_cli.predict.outputs import write_overlay
 
     loaded: deque = deque()  # targets read but not yet written (at most one batch)
-    results = []
+    rows = []  # the summary keeps a row per target, never its mask: memory stays flat
 
     def images():  # each file is read once, for the model and its picture
         for index, target in enumerate(targets):
@@ -138,7 +138,7 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
                 loaded.append(load_image(target))
             except UserInputError as exc:
                 raise UserInputError(f"{exc}; stopped at target {index + 1} of {len(targets)}"
-                                     f"{_written(len(results), job.out)}") from exc
+                                     f"{_written(len(rows), job.out)}") from exc
             yield loaded[-1]
 
     columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -153,8 +153,8 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
                 write_mask(mask_path, result.mask)
                 if overlay_path is not None:
                     write_overlay(overlay_path, image, result.mask, _caption(result), memory)
-            results.append(result)
-    return results
+            rows.append(_target_row(target, result, job))
+    return rows
 
 
 def _written(count: int, out: Path | None) -> str:
@@ -182,7 +182,18 @@ def _adapter_record(model) -> dict:
             "input_profile": dataclasses.asdict(model.profile)}
 
 
-def _summary(job, model, targets, results, seconds) -> dict:
+def _target_row(target: Path, result, job) -> dict:
+    """What predictions.json and the table keep of one target (not its mask)."""
+    return {"image": str(target), "mask": f"{target.stem}.png" if job.out else None,
+            "predicted_iou": round(result.predicted_iou, 4),
+            "object_score": None if result.object_score is None
+            else round(result.object_score, 4),
+            "mask_area": result.area, "mask_fraction": round(result.area / result.mask.size, 4),
+            "height": int(result.mask.shape[0]), "width": int(result.mask.shape[1]),
+            "seconds": round(result.seconds, 4)}
+
+
+def _summary(job, model, rows: list[dict], seconds: float) -> dict:
     return {
         "references": [{"image": str(i), "marking": str(m)} for i, m in job.references],
         "sam2": model.base_name,
@@ -191,15 +202,7 @@ def _summary(job, model, targets, results, seconds) -> dict:
         "device": str(model.device),
         "precision": model.precision,
         "seconds_total": round(seconds, 3),
-        "targets": [
-            {"image": str(t), "mask": f"{t.stem}.png" if job.out else None,
-             "predicted_iou": round(r.predicted_iou, 4),
-             "object_score": None if r.object_score is None else round(r.object_score, 4),
-             "mask_area": r.area, "mask_fraction": round(r.area / r.mask.size, 4),
-             "height": int(r.mask.shape[0]), "width": int(r.mask.shape[1]),
-             "seconds": round(r.seconds, 4)}
-            for t, r in zip(targets, results)
-        ],
+        "targets": rows,
     }
 
 

@@ -220,3 +220,22 @@ def test_python_api_speaks_the_cli_vocabulary(tiny_checkpoint):
     model = load_model(sam2=str(TINY_YAML), sam2_checkpoint=tiny_checkpoint, adapters="none",
                        device="cpu")
     assert model.strategy is None
+
+
+def test_without_out_it_says_first_that_nothing_is_saved(scene, tiny_model_args, capsys,
+                                                         monkeypatch):
+    import sansa_cli.api as api
+
+    said_before = []
+    real = api.load_model
+
+    def load_model(*args, **kwargs):  # the warning must already be on stderr
+        said_before.append("not saved" in capsys.readouterr().err)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "load_model", load_model)
+    ref, mask = scene["refs"][0]
+    code, _, err = run_sansa(["predict", ref, mask, scene["targets"][0], "--adapters", "none",
+                              *tiny_model_args], capsys, monkeypatch)
+    assert code == 0, err
+    assert said_before == [True]

@@ -81,8 +81,25 @@ def run_predict(job: PredictJob) -> None:
     if job.out is None and (job.overlay or job.json):
         raise UserInputError("--overlay and --json write files: add --out DIR")
     plan = _check_out(job.out, targets, inputs, job.overlay) if job.out else {}
+    _check_model_options(job)
+    if job.out is None:  # said before the work, not after it
+        console.print("warning: no --out given: the masks are computed and summarised but not "
+                      "saved; add --out DIR to keep them", markup=False, highlight=False,
+                      soft_wrap=True)
     with _locked(job.out):
         _segment_all(job, references, targets, plan, console)
+
+
+def _check_model_options(job: PredictJob) -> None:
+    """The model's names and files, from their headers, before any warning or work."""
+    from sansa_cli.artifacts.adapter_file import read_adapter_info
+    from sansa_cli.core.assemble import base_spec
+
+    info = None
+    if str(job.adapters).lower() not in ("default", "none"):
+        info = read_adapter_info(job.adapters)
+    if job.sam2 is not None or info is not None:
+        base_spec(job.sam2, info)
 
 
 def _locked(out: Path | None):
@@ -220,4 +237,5 @@ def _print_table(console, summary, out) -> None:
     if len(rows) > 20:
         table.caption = f"... and {len(rows) - 20} more"
     console.print(table)
-    console.print(f"masks written to {out}" if out else "pass --out DIR to save the masks")
+    if out:
+        console.print(f"masks written to {out}")

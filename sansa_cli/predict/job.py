@@ -27,7 +27,7 @@ class PredictJob:
     labels: object = None  # a predict.labelling.LabelOptions: classes, formats, instances
 
 
-def _check_targets(targets: list[Path], console) -> None:
+def check_targets(targets: list[Path], console) -> None:
     """Open every target's header now, so a broken file fails before any work is done; say
     that only the first frame of an animated (or multi-page) image is segmented."""
     from sansa_cli.core.images import frame_count
@@ -40,7 +40,7 @@ def _check_targets(targets: list[Path], console) -> None:
                           highlight=False, soft_wrap=True)
 
 
-def _check_out(out: Path, targets: list[Path], inputs: list[Path], overlay: bool) -> dict:
+def check_out(out: Path, targets: list[Path], inputs: list[Path], overlay: bool) -> dict:
     """The output plan (see :func:`~sansa_cli.predict.outputs.output_paths`) once ``out`` is a
     writable folder that holds no target (its masks would be targets of the next run there)."""
     from sansa_cli.artifacts.files import check_output_dir
@@ -76,17 +76,17 @@ def run_predict(job: PredictJob) -> None:
     # fail fast, before any model is built; the loaded references are what the model encodes
     references = [load_reference(image, marking) for image, marking in job.references]
     targets = list_targets(job.targets)
-    _check_targets(targets, console)
+    check_targets(targets, console)
     inputs = [p for pair in job.references for p in pair if isinstance(p, Path)] + targets
     if job.out is None and (job.overlay or job.json):
         raise UserInputError("--overlay and --json write files: add --out DIR")
-    plan = _check_out(job.out, targets, inputs, job.overlay) if job.out else {}
+    plan = check_out(job.out, targets, inputs, job.overlay) if job.out else {}
     _check_model_options(job)
     if job.out is None:  # said before the work, not after it
         console.print("warning: no --out given: the masks are computed and summarised but not "
                       "saved; add --out DIR to keep them", markup=False, highlight=False,
                       soft_wrap=True)
-    with _locked(job.out):
+    with locked_out(job.out):
         _segment_all(job, references, targets, plan, console)
 
 
@@ -102,7 +102,8 @@ def _check_model_options(job: PredictJob) -> None:
         base_spec(job.sam2, info)
 
 
-def _locked(out: Path | None):
+def locked_out(out: Path | None):
+    """The output folder's lock for the run (nothing to lock without ``--out``)."""
     import contextlib
 
     from sansa_cli.artifacts.files import output_lock
@@ -187,7 +188,7 @@ def _caption(result) -> str:
     return text
 
 
-def _adapter_record(model) -> dict:
+def adapter_record(model) -> dict:
     """Which adapter file made the predictions, its hash, and how inputs were fed."""
     import dataclasses
 
@@ -215,7 +216,7 @@ def _summary(job, model, rows: list[dict], seconds: float) -> dict:
         "references": [{"image": str(i), "marking": str(m)} for i, m in job.references],
         "sam2": model.base_name,
         "adapters": getattr(model.strategy, "name", None),
-        **_adapter_record(model),
+        **adapter_record(model),
         "device": str(model.device),
         "precision": model.precision,
         "seconds_total": round(seconds, 3),

@@ -82,13 +82,13 @@ def run_labelling(job) -> None:
     if job.out is None:
         raise UserInputError("--references, --format and instance filters write label files: "
                              "add --out DIR")
-    from sansa_cli.predict.job import _check_out, _check_targets, _locked
+    from sansa_cli.predict.job import check_out, check_targets, locked_out
 
-    _check_targets(targets, console)
+    check_targets(targets, console)
     inputs = [*targets, *(p for pair in job.references for p in pair if isinstance(p, Path))]
-    _check_out(job.out, targets, inputs, overlay=False)
+    check_out(job.out, targets, inputs, overlay=False)
     classes = _load_classes(job, options, plan, console)
-    with _locked(job.out):
+    with locked_out(job.out):
         _label_all(job, options, classes, targets, console)
 
 
@@ -156,10 +156,10 @@ def _label_all(job, options: LabelOptions, classes, targets, console) -> None:
                "device": str(model.device), "precision": model.precision,
                "seconds_total": round(time.perf_counter() - start, 3), "targets": rows}
     if job.json:
-        from sansa_cli.predict.job import _adapter_record
+        from sansa_cli.predict.job import adapter_record
         from sansa_cli.predict.outputs import write_json
 
-        write_json(job.out / "predictions.json", {**summary, **_adapter_record(model)})
+        write_json(job.out / "predictions.json", {**summary, **adapter_record(model)})
     _print_summary(Console(), summary, job.out, len(written))
 
 

@@ -15,7 +15,7 @@ from sansa_cli.errors import UserInputError
 def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = None,
                adapters: str | Path = "default", device: str = "auto",
                precision: str = "fp32", batch_size: int | None = None, download: bool = True,
-               allow_base_mismatch: bool = False, input_profile=None, **renamed):
+               allow_base_mismatch: bool = False, input_profile=None, warn=None, **renamed):
     """Build SAM2, load its checkpoint strictly, layer adapters on it, and wrap it for inference.
 
     Args:
@@ -27,7 +27,11 @@ def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = Non
             converted on first use), ``"none"`` (frozen SAM2) or an adapter ``.safetensors``
             file.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast), or ``auto``: bf16 on GPUs (fp16
+            where bf16 is not native, and on Apple MPS), on CPUs bf16 only where the CPU has
+            native bf16 (AVX512-BF16 or AMX), else fp32. The model's ``precision`` is the one
+            used. bf16/fp16 on a CPU without native bf16 warns (it is several times slower).
+        warn: called with a one-line warning (default: printed to stderr).
         batch_size: how many frames go through the image encoder at once (default: 1 on the
             CPU, where larger batches measured no faster, and 4 on accelerators).
         download: fetch a missing stock checkpoint from Meta's public host.
@@ -41,7 +45,7 @@ def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = Non
         a :class:`sansa_cli.core.segmenter.SansaModel`.
     """
     from sansa_cli.core.assemble import build_model
-    from sansa_cli.core.device import check_precision, resolve_device
+    from sansa_cli.core.device import resolve_device, resolve_precision
     from sansa_cli.core.input_profile import VIDEO_PREDICTOR, InputProfile, apply_profile_options
     from sansa_cli.core.segmenter import SansaModel
 
@@ -52,7 +56,7 @@ def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = Non
         batch_size = 1 if torch_device.type == "cpu" else 4
     if batch_size < 1:
         raise UserInputError(f"batch size {batch_size} must be at least 1")
-    check_precision(precision)
+    precision = resolve_precision(precision, torch_device, warn or _warn)
     if not isinstance(input_profile, InputProfile):
         apply_profile_options(VIDEO_PREDICTOR, input_profile)  # bad options fail before work
     adapter_file = resolve_adapters(adapters, download)
@@ -65,6 +69,12 @@ def load_model(sam2: str | None = None, sam2_checkpoint: str | Path | None = Non
         profile = apply_profile_options(profile, input_profile)
     return SansaModel(built.sam, torch_device, precision, profile, built.strategy,
                       built.spec.name, batch_size, adapter_file)
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def resolve_adapters(adapters: str | Path, download: bool = True) -> Path | None:

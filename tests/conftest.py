@@ -58,8 +58,10 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def tiny_model_args(tiny_checkpoint) -> list:
-    """The command-line options that select the tiny SAM2 and its checkpoint on the CPU."""
-    return ["--sam2", TINY_YAML, "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu"]
+    """The command-line options that select the tiny SAM2 and its checkpoint on the CPU, in
+    fp32 (``auto`` would pick bf16 on a CPU with native bf16: results would depend on it)."""
+    return ["--sam2", TINY_YAML, "--sam2-checkpoint", tiny_checkpoint, "--device", "cpu",
+            "--precision", "fp32"]
 
 
 def blob_image(path: Path, size=(96, 80), seed=0, center=None) -> Path:

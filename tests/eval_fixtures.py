@@ -22,7 +22,7 @@ def eval_roots(tmp_path_factory) -> dict:
 def model_args(checkpoint: Path) -> list:
     """Model options; ``--adapters none`` comes first so a test's own ``--adapters`` wins."""
     return ["--adapters", "none", "--sam2", TINY_YAML, "--sam2-checkpoint", checkpoint,
-            "--device", "cpu"]
+            "--device", "cpu", "--precision", "fp32"]
 
 
 def adapter_file(path: Path, seed: int = 5) -> Path:

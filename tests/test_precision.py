@@ -29,8 +29,8 @@ def test_reduced_precision_masks_are_written_and_close_to_fp32(
     targets = scene["targets"][:2]
     out = scene["dir"] / precision
     code, _, err = run_sansa(["predict", ref, mask, *targets, "--out", out, "--json",
-                              "--adapters", adapters, "--precision", precision,
-                              *tiny_model_args], capsys, monkeypatch)
+                              "--adapters", adapters, *tiny_model_args, "--precision",
+                              precision], capsys, monkeypatch)
     assert code == 0, err
     assert json.loads((out / "predictions.json").read_text())["precision"] == precision
 
@@ -60,3 +60,46 @@ def test_unknown_precision_is_an_error():
 
     with pytest.raises(UserInputError, match="unknown precision 'fp8'"):
         load_model(sam2=str(TINY_YAML), precision="fp8", device="cpu", download=False)
+
+
+AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+NATIVE = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"
+ARM = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    from sansa_cli.core.device import cpu_has_native_bf16
+
+    assert not cpu_has_native_bf16(AVX2_ONLY)
+    assert cpu_has_native_bf16(NATIVE) and cpu_has_native_bf16(ARM)
+    assert not cpu_has_native_bf16("")
+
+
+@pytest.mark.parametrize("native, expected", [(False, "fp32"), (True, "bf16")])
+def test_auto_precision_on_a_cpu_follows_native_bf16(native, expected, monkeypatch):
+    import torch
+
+    from sansa_cli.core import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native)
+    warnings = []
+    assert device.resolve_precision("auto", torch.device("cpu"), warnings.append) == expected
+    assert device.resolve_precision("fp32", torch.device("cpu"), warnings.append) == "fp32"
+    assert warnings == []
+    assert device.resolve_precision("bf16", torch.device("cpu"), warnings.append) == "bf16"
+    assert len(warnings) == (0 if native else 1)
+
+
+def test_forced_bf16_on_an_emulating_cpu_warns_with_its_cost(scene, tiny_model_args, capsys,
+                                                              monkeypatch):
+    from sansa_cli.core import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    ref, mask = scene["refs"][0]
+    code, _, err = run_sansa(["predict", ref, mask, scene["targets"][0], "--adapters", "none",
+                              *tiny_model_args, "--precision", "bf16"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "without native bf16" in err and "7x slower" in err
+    code, _, err = run_sansa(["predict", ref, mask, scene["targets"][0], "--adapters", "none",
+                              *tiny_model_args, "--precision", "auto"], capsys, monkeypatch)
+    assert code == 0 and "native bf16" not in err

@@ -105,26 +105,32 @@ def write_bytes_atomic(dest: str | Path, data: bytes) -> None:
 
 
 def plan_outputs(out: Path, targets: list[Path], suffixes: tuple[str, ...], inputs: list[Path],
-                 extra: tuple[str, ...] = ()) -> dict[Path, tuple[Path, ...]]:
-    """target -> ``out/<stem><suffix>.png`` for each suffix, checked before any work.
+                 extra: tuple[str, ...] = (), names: dict[Path, str] | None = None,
+                 extensions: tuple[str, ...] | None = None) -> dict[Path, tuple[Path, ...]]:
+    """target -> ``out/<name><suffix><extension>`` for each suffix, checked before any work.
 
-    Refuses an ``out`` that is a file, two targets that would share an output name, and any
-    output (``extra`` names more files in ``out``) that would overwrite one of ``inputs``.
+    ``names`` gives each target's output name (default: its stem; ``a/b`` mirrors subfolders),
+    ``extensions`` each suffix's extension (default ``.png``). Refuses an ``out`` that is a
+    file, two targets that would share an output name, and any output (``extra`` names more
+    files in ``out``) that would overwrite one of ``inputs``.
     """
     from sansa_cli.errors import UserInputError
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out} is a file; give a folder for the outputs")
+    extensions = extensions or (".png",) * len(suffixes)
     plan: dict[Path, tuple[Path, ...]] = {}
     seen: dict[str, Path] = {}
     for target in targets:
-        if target.stem in seen:
+        name = names[target] if names else target.stem
+        if name in seen:
             raise UserInputError(
-                f"targets {seen[target.stem]} and {target} would both be written as "
-                f"{target.stem}{suffixes[0]}.png; rename one or run them separately")
-        seen[target.stem] = target
-        plan[target] = tuple(out / f"{target.stem}{suffix}.png" for suffix in suffixes)
+                f"targets {seen[name]} and {target} would both be written as "
+                f"{name}{suffixes[0]}{extensions[0]}; rename one or run them separately")
+        seen[name] = target
+        plan[target] = tuple(out / f"{name}{suffix}{ext}"
+                             for suffix, ext in zip(suffixes, extensions))
     protected = {Path(p).resolve() for p in inputs}
     for path in [*(p for paths in plan.values() for p in paths), *(out / name for name in extra)]:
         if path.resolve() in protected:

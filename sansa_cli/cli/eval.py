@@ -50,7 +50,7 @@ def eval_command(
     sam2: opt.Sam2 = None,
     sam2_checkpoint: opt.Sam2Checkpoint = None,
     device: opt.DeviceOpt = opt.Device.auto,
-    precision: opt.PrecisionOpt = opt.Precision.fp32,
+    precision: opt.PrecisionOpt = opt.Precision.auto,
     batch_size: opt.BatchSize = None,
     cache_mb: Annotated[float, typer.Option(
         "--cache-mb", min=0, help="Host memory for cached image-encoder outputs (0: no cache).")

@@ -17,7 +17,7 @@ def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:
 
 
 Device = choice_enum("Device", choices.DEVICES)
-Precision = choice_enum("Precision", choices.PRECISIONS)
+Precision = choice_enum("Precision", choices.PRECISION_CHOICES)
 PromptType = choice_enum("PromptType", choices.PROMPT_TYPES)
 Storage = choice_enum("Storage", choices.STORAGE_DTYPES)
 
@@ -43,8 +43,10 @@ Sam2Checkpoint = Annotated[
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run.")]
 PrecisionOpt = Annotated[
     Precision,
-    typer.Option("--precision", help="Autocast precision. bf16/fp16 pay off on GPUs; on CPUs "
-                 "without native bf16 (no AVX512-BF16 or AMX) they run slower than fp32."),
+    typer.Option("--precision", help="Autocast precision. auto: bf16 on GPUs (fp16 where bf16 "
+                 "is not native, and on Apple MPS), fp32 on CPUs unless the CPU has native bf16 "
+                 "(AVX512-BF16 or AMX). On other CPUs bf16 is emulated and several times slower "
+                 "than fp32."),
 ]
 
 

@@ -37,15 +37,28 @@ def predict(
         "--out", help="Folder for <stem>.png masks (0/255, original size).",
         show_default=False)] = None,
     overlay: Annotated[bool, typer.Option(
-        "--overlay", help="Also write <stem>_overlay.png pictures (target with its mask beside "
-        "the marked references).")] = False,
+        "--overlay", help="Also write <stem>_overlay.jpg pictures: the target with each class's "
+        "mask tinted and outlined, a legend, and the marked references.")] = False,
+    html: Annotated[bool, typer.Option(
+        "--html", help="Also write OUT/index.html, a page of thumbnails with class, score and "
+        "area per target, sortable by score, to review the run in a browser.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue a run into the same --out: skip targets whose outputs an "
+        "earlier run finished (and are whole), redo the rest; summaries cover all.")] = False,
+    recursive: Annotated[bool, typer.Option(
+        "--recursive", "-r", help="Walk subfolders of target folders (not --out; not hidden "
+        "ones) and mirror their paths under --out.")] = False,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", help="Threads reading targets ahead and writing outputs behind the model "
+        "(0: none; default: one per CPU core, at most 4). Outputs do not depend on it.",
+        show_default=False)] = None,
     json_summary: Annotated[bool, typer.Option(
         "--json", help="Also write predictions.json (scores, mask area, timing).")] = False,
     adapters: opt.AdaptersOrDefault = None,
     sam2: opt.Sam2 = None,
     sam2_checkpoint: opt.Sam2Checkpoint = None,
     device: opt.DeviceOpt = opt.Device.auto,
-    precision: opt.PrecisionOpt = opt.Precision.fp32,
+    precision: opt.PrecisionOpt = opt.Precision.auto,
     batch_size: opt.BatchSize = None,
     allow_base_mismatch: opt.AllowBaseMismatch = False,
     input_profile: opt.InputProfileOpt = None,
@@ -81,13 +94,13 @@ def predict(
 ) -> None:
     """Segment the object marked in the reference(s) in every target image.
 
-    Examples: sansa predict ref.jpg ref_mask.png photos/ --out masks/ --overlay ;
-    sansa predict ref.jpg photos/ --box 40,30,220,200 --out masks/
+    Examples: sansa predict ref.jpg ref_mask.png photos/ --out masks/ --overlay --html ;
+    sansa predict ref.jpg photos/ --box 40,30,220,200 --out masks/ --recursive --resume
 
     Every input is checked before the model is built. A target that only fails while being
     segmented (a truncated JPEG: its header is fine) stops the run there, naming it and how many
-    masks were written. An animated image (GIF, APNG, WebP) is segmented on its first frame, with
-    a warning. Images above SANSA_MAX_PIXELS pixels (default 178956970) are refused. Two runs
+    targets were finished; --resume then continues. An animated image (GIF, APNG, WebP) is
+    segmented on its first frame, with a warning. Images above SANSA_MAX_PIXELS pixels (default 178956970) are refused. Two runs
     cannot write one --out at once, and --out may not be a folder that holds targets.
     """
     from sansa_cli.predict.job import PredictJob, run_predict
@@ -108,7 +121,8 @@ def predict(
         overlay=overlay, json=json_summary, adapters=adapters or "default", sam2=sam2,
         sam2_checkpoint=sam2_checkpoint, device=device.value, precision=precision.value,
         batch_size=batch_size, allow_base_mismatch=allow_base_mismatch,
-        input_profile=list(input_profile or []),
+        input_profile=list(input_profile or []), workers=workers, resume=resume,
+        recursive=recursive, html=html,
     ))
 
 

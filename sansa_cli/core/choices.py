@@ -6,8 +6,10 @@ Nothing in this module imports torch, numpy or sam2, so ``sansa --help`` stays f
 from __future__ import annotations
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-#: autocast precisions of inference (training adds ``auto``)
+#: autocast precisions of inference
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: what users choose from: ``auto`` picks by hardware (see core.device.resolve_precision)
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 #: how a reference is marked: its mask, or a prompt drawn from it (``mixed``: one at random)
 PROMPT_TYPES = ("mask", "point", "box", "scribble", "mixed")
 #: square resize of images to the model's input size: SAM2's video predictor (PIL bicubic) or

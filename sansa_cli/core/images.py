@@ -186,23 +186,63 @@ def list_targets(paths: list[str | Path]) -> list[Path]:
     Only regular files are taken from a directory (a FIFO named ``x.jpg`` would block reading);
     one given by name must be a regular file.
     """
-    found: list[Path] = []
+    return [path for path, _ in walk_targets(paths)]
+
+
+def walk_targets(paths: list[str | Path], recursive: bool = False,
+                 exclude: Path | None = None) -> list[tuple[Path, str]]:
+    """``(image path, output name)`` for every target, in a stable order.
+
+    The output name is the image's path relative to the folder it was found in, without its
+    suffix (``sub/dir/img`` under ``--recursive``; the stem for a file given by name), so
+    outputs can mirror the folders. ``recursive`` walks subfolders (symlinked folders are not
+    followed; hidden ones are skipped); ``exclude`` is a folder never walked (the output folder).
+    """
+    found: list[tuple[Path, str]] = []
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
-            images = sorted(p for p in path.iterdir()
-                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            images = _images_below(path, recursive, exclude)
             if not images:
                 raise UserInputError(
-                    f"directory {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
-                    "point at a folder of images"
-                )
-            found.extend(images)
+                    f"directory {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                    f"{'' if recursive else ' directly; add --recursive to search subfolders'}"
+                    "; point at a folder of images")
+            found.extend((p, p.relative_to(path).with_suffix("").as_posix()) for p in images)
         elif path.is_file():
-            found.append(path)
+            found.append((path, path.stem))
         elif path.exists():
             raise UserInputError(f"target {path} is not a regular file (a FIFO or device); "
                                  "give image files or folders")
         else:
             raise MissingFileError(f"target {path} does not exist; check the path")
     return found
+
+
+def _images_below(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
+    import os
+
+    def wanted(p: Path) -> bool:
+        return p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+
+    if not recursive:
+        return sorted(p for p in folder.iterdir() if wanted(p))
+    skip = exclude.resolve() if exclude is not None else None
+    images = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")
+                   and (skip is None or (Path(root) / d).resolve() != skip)]
+        images.extend(p for p in (Path(root) / f for f in files) if wanted(p))
+    return sorted(images, key=lambda p: p.relative_to(folder).parts)
+
+
+def subfolders_with_images(paths: list[str | Path]) -> int:
+    """How many direct subfolders of the given folders hold images (not walked without
+    ``--recursive``; said so rather than skipped without a word)."""
+    count = 0
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            count += sum(1 for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")
+                         and any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.iterdir()))
+    return count

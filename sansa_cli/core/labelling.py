@@ -32,7 +32,7 @@ import torch
 from sansa_cli.core import pseudo_video as pv
 from sansa_cli.core.components import connected_components
 from sansa_cli.core.device import autocast
-from sansa_cli.core.images import ImageLike, describe, load_image
+from sansa_cli.core.images import ImageLike, describe
 from sansa_cli.errors import UserInputError
 
 
@@ -95,29 +95,55 @@ def encode_classes(model, classes: Sequence) -> list[ClassMemory]:
     return encoded
 
 
+@dataclass
+class RawLabel:
+    """One target's decoder outputs for every class, before upsampling: :meth:`finish` makes
+    the :class:`LabelResult` (safe in worker threads, behind the model)."""
+
+    groups: list[tuple[list[int], torch.Tensor]]  # (class indices, logits [n, 1, S/4, S/4])
+    ious: list[float]
+    presence: list[float | None]
+
+    @torch.inference_mode()
+    def finish(self, size: tuple[int, int], names: Sequence[str], min_area: int = 0,
+               min_score: float = 0.0) -> LabelResult:
+        """Full-size masks at ``size`` (height, width), instances, the semantic map."""
+        logits: list = [None] * len(names)
+        for members, low_res in self.groups:
+            full = pv.upsample_logits(low_res, size)[:, 0].cpu()
+            for row, c in enumerate(members):
+                logits[c] = full[row]
+        stacked = torch.stack(logits)
+        per_class = [ClassResult(name, (stacked[c] > 0).numpy(), self.ious[c],
+                                 self.presence[c],
+                                 _instances(stacked[c], self.ious[c], self.presence[c],
+                                            min_area, min_score))
+                     for c, name in enumerate(names)]
+        return LabelResult("", per_class, _semantic(stacked, per_class))
+
+
 @torch.inference_mode()
-def _class_logits(model, frame: pv.FrameFeatures, classes: list[ClassMemory],
-                  size: tuple[int, int]):
-    """Full-size logits [C, H, W] (float32, CPU), predicted IoUs and object scores."""
-    logits: list = [None] * len(classes)
+def decode_classes(model, frame: pv.FrameFeatures, classes: list[ClassMemory]) -> RawLabel:
+    """Memory attention and decoding of one encoded target for every class."""
     ious: list = [0.0] * len(classes)
     presence: list = [None] * len(classes)
     groups: dict[int, list[int]] = {}
     for c, cls in enumerate(classes):
         groups.setdefault(len(cls.memory), []).append(c)
     has_score = bool(model.sam.pred_obj_scores)
+    decoded = []
     for k, members in groups.items():
         repeated = frame.select([0] * len(members))
         memories = [pv.FrameMemory.cat([classes[c].memory.frames[j] for c in members])
                     for j in range(k)]
         with autocast(model.device, model.precision):
             out = pv.segment_targets(model.sam, repeated, memories)
-        full = pv.upsample_logits(out.low_res_logits.float(), size)[:, 0].cpu()
+        decoded.append((members, out.low_res_logits.float()))
         for row, c in enumerate(members):
-            logits[c], ious[c] = full[row], float(out.iou[row].float())
+            ious[c] = float(out.iou[row].float())
             if has_score:
                 presence[c] = torch.sigmoid(out.object_score_logits[row].float()).item()
-    return torch.stack(logits), ious, presence
+    return RawLabel(decoded, ious, presence)
 
 
 def _instances(logits: torch.Tensor, iou: float, presence: float | None, min_area: int,
@@ -151,15 +177,10 @@ def label_features(model, frames: pv.FrameFeatures, sizes: Sequence[tuple[int, i
                    classes: list[ClassMemory], min_area: int = 0,
                    min_score: float = 0.0) -> list[LabelResult]:
     """Labels of already-encoded targets; ``sizes`` gives each target's (height, width)."""
-    results = []
-    for i, size in enumerate(sizes):
-        logits, ious, presence = _class_logits(model, frames.select([i]), classes, size)
-        per_class = [ClassResult(cls.name, (logits[c] > 0).numpy(), ious[c], presence[c],
-                                 _instances(logits[c], ious[c], presence[c], min_area,
-                                            min_score))
-                     for c, cls in enumerate(classes)]
-        results.append(LabelResult("", per_class, _semantic(logits, per_class)))
-    return results
+    names = [cls.name for cls in classes]
+    return [decode_classes(model, frames.select([i]), classes).finish(size, names, min_area,
+                                                                      min_score)
+            for i, size in enumerate(sizes)]
 
 
 def label(model, classes: list[ClassMemory], targets: Iterable[ImageLike],
@@ -179,9 +200,9 @@ def label(model, classes: list[ClassMemory], targets: Iterable[ImageLike],
 
 def _label_batch(model, classes, targets, min_area, min_score) -> list[LabelResult]:
     start = time.perf_counter()
-    images = [load_image(t) for t in targets]
-    frames = model.encode_images(images)
-    results = label_features(model, frames, [(im.height, im.width) for im in images], classes,
+    prepared = [model.prepare(t) for t in targets]
+    frames = model.encode_prepared(prepared)
+    results = label_features(model, frames, [t.size for t in prepared], classes,
                              min_area, min_score)
     seconds = (time.perf_counter() - start) / len(targets)
     for target, result in zip(targets, results):

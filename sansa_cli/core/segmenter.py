@@ -50,6 +50,38 @@ class Prediction:
 
 
 @dataclass
+class PreparedTarget:
+    """A target read and fed to the model's input size: made by :meth:`SansaModel.prepare`,
+    safe to make in worker threads ahead of the model."""
+
+    image: Image.Image  # RGB, upright, the target's own size
+    tensor: torch.Tensor  # [3, S, S] normalised model input (CPU)
+    source: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.height, self.image.width
+
+
+@dataclass
+class RawPrediction:
+    """The decoder's output for one target before upsampling: :meth:`finish` turns it into a
+    :class:`Prediction` (safe to call in worker threads, behind the model)."""
+
+    logits: torch.Tensor  # [1, 1, S/4, S/4] float32, on the model's device
+    predicted_iou: float
+    object_score: float | None
+
+    @torch.inference_mode()
+    def finish(self, size: tuple[int, int]) -> Prediction:
+        """The full-size mask at ``size`` (height, width): logits upsampled bilinearly, > 0."""
+        full = pv.upsample_logits(self.logits, size)
+        return Prediction(mask=(full[0, 0] > 0).cpu().numpy(),
+                          predicted_iou=self.predicted_iou, object_score=self.object_score,
+                          low_res_logits=self.logits[0, 0].cpu().numpy())
+
+
+@dataclass
 class ReferenceMemory:
     """The memory bank entries of the references: computed once, reused for every target.
 
@@ -95,6 +127,19 @@ class SansaModel:
     def _batch(self, images, pre_resize: int | None) -> torch.Tensor:
         return torch.stack([preprocess(img, self.image_size, self.resize, pre_resize)
                             for img in images]).to(self.device)
+
+    def prepare(self, target: ImageLike) -> PreparedTarget:
+        """Read one target and resize and normalise it for the model (no model work)."""
+        image = load_image(target)
+        return PreparedTarget(image, preprocess(image, self.image_size, self.resize),
+                              describe(target))
+
+    @torch.inference_mode()
+    def encode_prepared(self, targets: Sequence[PreparedTarget]) -> pv.FrameFeatures:
+        """Image-encoder features of prepared targets, as one batch."""
+        batch = torch.stack([t.tensor for t in targets]).to(self.device)
+        with autocast(self.device, self.precision):
+            return pv.encode_frames(self.sam, batch)
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Image.Image],
@@ -155,19 +200,19 @@ class SansaModel:
                          sizes: Sequence[tuple[int, int]]) -> list[Prediction]:
         """Predictions for already-encoded target frames; ``sizes`` gives each output mask's
         (height, width)."""
+        return [raw.finish(size) for raw, size in zip(self.decode(memory, frames), sizes)]
+
+    @torch.inference_mode()
+    def decode(self, memory: ReferenceMemory, frames: pv.FrameFeatures) -> list[RawPrediction]:
+        """Memory attention over the references and the mask decoder, for encoded targets;
+        the masks stay at the decoder's size until :meth:`RawPrediction.finish`."""
         with autocast(self.device, self.precision):
             out = pv.segment_targets(self.sam, frames, memory.frames)
         has_score = bool(self.sam.pred_obj_scores)
-        results = []
-        for i, size in enumerate(sizes):
-            logits = out.low_res_logits[i:i + 1].float()
-            full = pv.upsample_logits(logits, size)
-            score = torch.sigmoid(out.object_score_logits[i].float()).item() if has_score else None
-            results.append(Prediction(
-                mask=(full[0, 0] > 0).cpu().numpy(), predicted_iou=float(out.iou[i].float()),
-                object_score=score, low_res_logits=logits[0, 0].cpu().numpy(),
-            ))
-        return results
+        return [RawPrediction(out.low_res_logits[i:i + 1].float(), float(out.iou[i].float()),
+                              torch.sigmoid(out.object_score_logits[i].float()).item()
+                              if has_score else None)
+                for i in range(out.low_res_logits.shape[0])]
 
     def segment(self, memory: ReferenceMemory, targets: Iterable[ImageLike],
                 batch_size: int | None = None,
@@ -186,9 +231,9 @@ class SansaModel:
     def _segment_batch(self, memory: ReferenceMemory, targets: list[ImageLike],
                        on_batch: Callable[[int], None] | None) -> list[Prediction]:
         start = time.perf_counter()
-        images = [load_image(t) for t in targets]
-        frames = self.encode_images(images)
-        results = self.segment_features(memory, frames, [(im.height, im.width) for im in images])
+        prepared = [self.prepare(t) for t in targets]
+        raws = self.decode(memory, self.encode_prepared(prepared))
+        results = [raw.finish(t.size) for raw, t in zip(raws, prepared)]
         per_target = (time.perf_counter() - start) / len(targets)
         for target, result in zip(targets, results):
             result.source, result.seconds = describe(target), per_target

@@ -260,10 +260,16 @@ def _locked_outputs(job: EvalJob):
 
 
 def _evaluate(plan: EvalPlan, sam2: str, checkpoint: Path, console, started: float) -> list:
-    from sansa_cli.core.device import resolve_device
+    from sansa_cli.core.device import resolve_device, resolve_precision
     from sansa_cli.evaluation import report
 
     job = plan.job
+    # "auto" is recorded as what it chose here: a resumed run elsewhere must choose the same
+    def warn(message: str) -> None:
+        if console is not None:
+            console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    job.precision = resolve_precision(job.precision, resolve_device(job.device), warn)
     decisive, recorded, shas = _settings(plan, sam2, checkpoint)
     log = EpisodeLog(Path(job.out) / LOG_NAME, decisive)
     previous = log.read()

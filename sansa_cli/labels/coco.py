@@ -76,36 +76,37 @@ class CocoWriter(LabelWriter):
         self.polygons = polygons
         self.image_root = None if image_root is None else Path(image_root)
         self._ids = category_ids(self.classes)
-        self._images: list[LabelledImage] = []  # without instances: masks are not kept
-        self._annotations: list[dict] = []
 
-    def _add(self, image: LabelledImage) -> None:
+    def _add(self, image: LabelledImage) -> dict:
         self._claim(str(image.path.absolute()), image, "the COCO image")
-        self._images.append(LabelledImage(image.path, image.width, image.height))
-        image_id = len(self._images)
-        for instance in image.present():
-            self._annotations.append(self._annotation(instance, image_id))
+        return {"path": str(image.path), "width": image.width, "height": image.height,
+                "annotations": [self._annotation(instance) for instance in image.present()]}
 
-    def _annotation(self, instance: Instance, image_id: int) -> dict:
+    def _annotation(self, instance: Instance) -> dict:
         encoded = rle(instance.mask)
         polygons = polygon_segmentation(instance.mask) if self.polygons else None
-        return {"id": len(self._annotations) + 1, "image_id": image_id,
-                "category_id": self._ids[instance.class_index],
+        return {"category_id": self._ids[instance.class_index],
                 "segmentation": encoded if polygons is None else polygons,
                 "area": int(mask_utils.area(encoded)),
                 "bbox": mask_utils.toBbox(encoded).tolist(),
                 "iscrowd": 0, "score": instance.score}
 
     def close(self) -> list[Path]:
-        root = self.image_root or common_folder(image.path for image in self._images)
-        images = [{"id": number, "file_name": relative_name(image.path, root, "image root"),
-                   "width": image.width, "height": image.height}
-                  for number, image in enumerate(self._images, start=1)]
+        records = self._records
+        root = self.image_root or common_folder(Path(r["path"]) for r in records)
+        images = [{"id": number, "file_name": relative_name(Path(r["path"]), root, "image root"),
+                   "width": r["width"], "height": r["height"]}
+                  for number, r in enumerate(records, start=1)]
+        annotations = [{"id": 0, "image_id": number, **annotation}
+                       for number, r in enumerate(records, start=1)
+                       for annotation in r["annotations"]]
+        for number, annotation in enumerate(annotations, start=1):
+            annotation["id"] = number
         categories = [{"id": i, "name": c.name, "supercategory": ""}
                       for i, c in zip(self._ids, self.classes)]
         payload = {"info": {"description": "sansa predictions", "version": __version__},
                    "licenses": [], "images": images, "categories": categories,
-                   "annotations": self._annotations}
+                   "annotations": annotations}
         path = self.out / FILE_NAME
         write_bytes_atomic(path, (finite_json(payload, indent=None) + "\n").encode())
         return [path]

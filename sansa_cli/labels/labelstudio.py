@@ -69,17 +69,15 @@ class LabelStudioWriter(LabelWriter):
         self.document_root = None if document_root is None else Path(document_root)
         self.image_url_prefix = image_url_prefix
         self.model_version = model_version or f"sansa-{__version__}"
-        self._tasks: list[tuple[Path, dict]] = []
-        self._regions = 0
 
-    def _add(self, image: LabelledImage) -> None:
+    def _add(self, image: LabelledImage) -> dict:
         self._claim(str(image.path.absolute()), image, "the Label Studio task")
         instances = image.present()
         result = [region for instance in instances for region in self._regions_of(image, instance)]
         prediction = {"model_version": self.model_version, "result": result}
         if instances:
             prediction["score"] = sum(i.score for i in instances) / len(instances)
-        self._tasks.append((image.path, {"data": {}, "predictions": [prediction]}))
+        return {"path": str(image.path), "predictions": [prediction]}
 
     def _regions_of(self, image: LabelledImage, instance: Instance) -> list[dict]:
         name = [self.classes[instance.class_index].name]
@@ -96,8 +94,7 @@ class LabelStudioWriter(LabelWriter):
         return [self._region(image, kind, value, instance.score) for value in values]
 
     def _region(self, image: LabelledImage, kind: str, value: dict, score: float) -> dict:
-        self._regions += 1
-        return {"id": f"sansa-{self._regions}", "type": kind, "from_name": "label",
+        return {"id": "", "type": kind, "from_name": "label",
                 "to_name": "image", "original_width": image.width,
                 "original_height": image.height, "image_rotation": 0, "value": value,
                 "score": score}
@@ -109,8 +106,12 @@ class LabelStudioWriter(LabelWriter):
         return LOCAL_FILES + quote(relative_name(path, root, "the document root"))
 
     def close(self) -> list[Path]:
-        folder = common_folder(path for path, _ in self._tasks)
-        tasks = [{**task, "data": {"image": self._url(path, folder)}} for path, task in self._tasks]
+        folder = common_folder(Path(r["path"]) for r in self._records)
+        tasks = [{"data": {"image": self._url(Path(r["path"]), folder)},
+                  "predictions": r["predictions"]} for r in self._records]
+        regions = (region for task in tasks for p in task["predictions"] for region in p["result"])
+        for number, region in enumerate(regions, start=1):  # unique ids, in file order
+            region["id"] = f"sansa-{number}"
         tasks_path, config_path = self.out / TASKS_NAME, self.out / CONFIG_NAME
         write_bytes_atomic(tasks_path, (finite_json(tasks, indent=None) + "\n").encode())
         write_bytes_atomic(config_path, label_config(self.classes, self.polygons).encode())

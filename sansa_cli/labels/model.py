@@ -64,6 +64,11 @@ class LabelledImage:
     height: int
     instances: list[Instance] = field(default_factory=list)
     semantic: np.ndarray | None = None
+    name: str | None = None  # per-image files' name (``a/b`` mirrors folders); default the stem
+
+    @property
+    def output_name(self) -> str:
+        return self.name or self.path.stem
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

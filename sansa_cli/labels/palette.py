@@ -54,18 +54,18 @@ class PaletteWriter(LabelWriter):
     def __init__(self, out: str | Path, classes) -> None:
         super().__init__(out, classes)
         self._palette = voc_colormap().ravel().tolist()
-        self._written: list[Path] = []
 
-    def _add(self, image: LabelledImage) -> None:
-        self._claim(image.path.stem, image, "the palette PNG name")
+    def _add(self, image: LabelledImage) -> dict:
+        # per-image files only: the record names the file for a resumed run's list
+        self._claim(image.output_name, image, "the palette PNG name")
         picture = Image.fromarray(semantic_map(image))
         picture.putpalette(self._palette)  # an "L" image becomes "P", keeping its values
-        path = self.out / f"{image.path.stem}.png"
+        path = self.out / f"{image.output_name}.png"
         write_bytes_atomic(path, png_bytes(picture))
-        self._written.append(path)
+        return {"file": str(path)}
 
     def close(self) -> list[Path]:
         path = self.out / "classes.txt"
         names = [BACKGROUND, *(c.name for c in self.classes)]
         write_bytes_atomic(path, "".join(f"{name}\n" for name in names).encode())
-        return [*self._written, path]
+        return [*(Path(r["file"]) for r in self._records), path]

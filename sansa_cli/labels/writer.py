@@ -3,7 +3,11 @@
 A writer is built with the output folder and the class list, takes one
 :class:`~sansa_cli.labels.model.LabelledImage` at a time with ``add`` (per-image files are
 written then) and writes its collection files with ``close``, which returns every path it
-wrote. Used as a context manager it closes only when the block succeeds, so a failed run
+wrote. ``add`` is ``keep(encode(image))``: ``encode`` writes the image's own files and returns
+its part of the collection as a small JSON-ready record (or None), ``keep`` stores it; a
+``sansa predict`` run records those in its journal, so a resumed run keeps the records of the
+targets an earlier run finished instead of labelling them again. Used as a context manager it
+closes only when the block succeeds, so a failed run
 leaves no half-filled collection file. Every file goes through
 :func:`~sansa_cli.artifacts.files.write_bytes_atomic`.
 """
@@ -25,11 +29,21 @@ class LabelWriter:
         self.out = Path(out)
         self.classes = check_classes(classes)
         self._seen: dict[str, Path] = {}
+        self._records: list[dict] = []
 
     def add(self, image: LabelledImage) -> None:
         """Label one target image (each image once)."""
+        self.keep(self.encode(image))
+
+    def encode(self, image: LabelledImage) -> dict | None:
+        """Write ``image``'s own files; return its record for the collection file (or None)."""
         check_image(image, len(self.classes))
-        self._add(image)
+        return self._add(image)
+
+    def keep(self, record: dict | None) -> None:
+        """Store one image's record (from :meth:`encode`, possibly of an earlier run)."""
+        if record is not None:
+            self._records.append(record)
 
     def add_all(self, images: Iterable[LabelledImage]) -> list[Path]:
         """``add`` each image, then ``close``; returns the paths written."""
@@ -41,7 +55,7 @@ class LabelWriter:
         """Write the collection files; returns every path this writer wrote."""
         raise NotImplementedError
 
-    def _add(self, image: LabelledImage) -> None:
+    def _add(self, image: LabelledImage) -> dict | None:
         raise NotImplementedError
 
     def _claim(self, key: str, image: LabelledImage, what: str) -> None:

@@ -47,13 +47,13 @@ class YoloWriter(LabelWriter):
     def __init__(self, out: str | Path, classes: Sequence[ClassInfo]) -> None:
         super().__init__(out, classes)
         self.folder = self.out / FOLDER
-        self._written: list[Path] = []
 
-    def _add(self, image: LabelledImage) -> None:
-        self._claim(image.path.stem, image, "the YOLO label name")
-        path = self.folder / "labels" / f"{image.path.stem}.txt"
+    def _add(self, image: LabelledImage) -> dict:
+        # per-image files only: the record names the file for a resumed run's list
+        self._claim(image.output_name, image, "the YOLO label name")
+        path = self.folder / "labels" / f"{image.output_name}.txt"
         write_bytes_atomic(path, "".join(f"{line}\n" for line in label_lines(image)).encode())
-        self._written.append(path)
+        return {"file": str(path)}
 
     def close(self) -> list[Path]:
         import yaml
@@ -64,4 +64,4 @@ class YoloWriter(LabelWriter):
                 + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
         path = self.folder / "data.yaml"
         write_bytes_atomic(path, text.encode())
-        return [*self._written, path]
+        return [*(Path(r["file"]) for r in self._records), path]

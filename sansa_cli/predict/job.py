@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sansa_cli.errors import UserInputError
+from sansa_cli.predict.pipeline import Stages
 
 
 @dataclass
@@ -25,6 +26,25 @@ class PredictJob:
     allow_base_mismatch: bool = False
     input_profile: list[str] = field(default_factory=list)  # --input-profile values
     labels: object = None  # a predict.labelling.LabelOptions: classes, formats, instances
+    workers: int | None = None  # threads reading ahead and writing behind; None: per CPU
+    resume: bool = False  # skip targets a previous run into --out finished
+    recursive: bool = False  # walk subfolders of target folders, mirror them under --out
+    html: bool = False  # OUT/index.html, a page to review the run
+
+
+def output_paths(out_dir: Path, targets: list[Path], inputs: list[Path], overlays: bool,
+                 names: dict[Path, str] | None = None) -> dict[Path, tuple[Path, Path | None]]:
+    """target -> (mask path, overlay path or None); refuses name clashes and overwriting any
+    input (see :func:`~sansa_cli.artifacts.files.plan_outputs`)."""
+    from sansa_cli.artifacts.files import plan_outputs
+
+    suffixes, extensions = (("", "_overlay"), (".png", OVERLAY_EXTENSION)) if overlays \
+        else (("",), (".png",))
+    plan = plan_outputs(out_dir, targets, suffixes, inputs, names=names, extensions=extensions)
+    return {target: (paths[0], paths[1] if overlays else None) for target, paths in plan.items()}
+
+
+OVERLAY_EXTENSION = ".jpg"
 
 
 def check_targets(targets: list[Path], console) -> None:
@@ -40,14 +60,14 @@ def check_targets(targets: list[Path], console) -> None:
                           highlight=False, soft_wrap=True)
 
 
-def check_out(out: Path, targets: list[Path], inputs: list[Path], overlay: bool) -> dict:
+def check_out(out: Path, targets: list[Path], inputs: list[Path], overlay: bool,
+              names: dict[Path, str] | None = None) -> dict:
     """The output plan (see :func:`~sansa_cli.predict.outputs.output_paths`) once ``out`` is a
     writable folder that holds no target (its masks would be targets of the next run there)."""
     from sansa_cli.artifacts.files import check_output_dir
-    from sansa_cli.predict.outputs import output_paths
 
     check_output_dir(out)
-    plan = output_paths(out, targets, inputs, overlay)
+    plan = output_paths(out, targets, inputs, overlay, names)
     holding = next((t for t in targets if t.parent.resolve() == out.resolve()), None)
     if holding is not None:
         raise UserInputError(f"--out {out} is the folder of the target {holding}; masks written "
@@ -59,13 +79,14 @@ def check_out(out: Path, targets: list[Path], inputs: list[Path], overlay: bool)
 def run_predict(job: PredictJob) -> None:
     """Run a prediction job end to end; writes nothing unless every input checks out.
 
-    A target that fails to decode while segmenting (e.g. a truncated JPEG: its header was fine)
-    stops the run there, with one line naming it and how many masks were written (those of the
-    targets before it).
+    Targets are read ahead and outputs written behind the model in worker threads
+    (:mod:`sansa_cli.predict.pipeline`); every finished target is recorded in the output
+    folder's journal (:mod:`sansa_cli.predict.journal`), which ``--resume`` continues from. A
+    target that fails to decode while segmenting (e.g. a truncated JPEG: its header was fine)
+    stops the run there, with one line naming it and how many targets were finished.
     """
     from rich.console import Console
 
-    from sansa_cli.core.images import list_targets
     from sansa_cli.core.references import load_reference
 
     if job.labels is not None and job.labels.wanted():
@@ -73,21 +94,70 @@ def run_predict(job: PredictJob) -> None:
 
         return run_labelling(job)
     console = Console(stderr=True)
+    check_run_options(job)
     # fail fast, before any model is built; the loaded references are what the model encodes
     references = [load_reference(image, marking) for image, marking in job.references]
-    targets = list_targets(job.targets)
+    targets, names = find_targets(job, console)
     check_targets(targets, console)
     inputs = [p for pair in job.references for p in pair if isinstance(p, Path)] + targets
     if job.out is None and (job.overlay or job.json):
         raise UserInputError("--overlay and --json write files: add --out DIR")
-    plan = check_out(job.out, targets, inputs, job.overlay) if job.out else {}
+    plan = check_out(job.out, targets, inputs, job.overlay, names) if job.out else {}
     _check_model_options(job)
     if job.out is None:  # said before the work, not after it
         console.print("warning: no --out given: the masks are computed and summarised but not "
                       "saved; add --out DIR to keep them", markup=False, highlight=False,
                       soft_wrap=True)
     with locked_out(job.out):
-        _segment_all(job, references, targets, plan, console)
+        journal = open_journal(job, run_settings(job))
+        try:
+            _segment_all(job, references, targets, names, plan, journal, console)
+        finally:
+            if journal is not None:
+                journal.close()
+
+
+def check_run_options(job) -> None:
+    """The options of a run over many targets, before any file is read."""
+    if job.workers is not None and job.workers < 0:
+        raise UserInputError(f"--workers {job.workers} must be 0 (no threads) or more")
+    if job.out is None and (job.resume or job.html):
+        raise UserInputError(f"{'--resume' if job.resume else '--html'} works on an output "
+                             "folder: add --out DIR")
+
+
+def find_targets(job, console) -> tuple[list[Path], dict[Path, str]]:
+    """The target images and their output names (mirroring subfolders under ``--recursive``);
+    says when folders have subfolders of images that are not searched."""
+    from sansa_cli.core.images import subfolders_with_images, walk_targets
+
+    found = walk_targets(job.targets, job.recursive, exclude=job.out)
+    if not job.recursive:
+        skipped = subfolders_with_images(job.targets)
+        if skipped:
+            console.print(f"note: {skipped} subfolder{'s' if skipped > 1 else ''} of images "
+                          "not searched; add --recursive to segment them too", markup=False,
+                          highlight=False, soft_wrap=True)
+    return [path for path, _ in found], dict(found)
+
+
+def run_settings(job) -> dict:
+    """What makes a run's outputs what they are: a resumed run must match them."""
+    labels = job.labels
+    return {"references": [[str(i), str(m)] for i, m in job.references],
+            "adapters": str(job.adapters), "sam2": job.sam2,
+            "sam2_checkpoint": None if job.sam2_checkpoint is None else str(job.sam2_checkpoint),
+            "precision": job.precision, "input_profile": list(job.input_profile),
+            "labels": None if labels is None or not labels.wanted() else labels.settings()}
+
+
+def open_journal(job, settings: dict):
+    """The output folder's journal (None without ``--out``)."""
+    if job.out is None:
+        return None
+    from sansa_cli.predict.journal import Journal
+
+    return Journal(job.out, settings, job.resume)
 
 
 def _check_model_options(job: PredictJob) -> None:
@@ -111,7 +181,7 @@ def locked_out(out: Path | None):
     return output_lock(out) if out is not None else contextlib.nullcontext()
 
 
-def _segment_all(job: PredictJob, references, targets, plan, console) -> None:
+def _segment_all(job: PredictJob, references, targets, names, plan, journal, console) -> None:
     from rich.console import Console
 
     from sansa_cli.api import load_model
@@ -123,18 +193,46 @@ def _segment_all(job: PredictJob, references, targets, plan, console) -> None:
                        input_profile=job.input_profile)
     start = time.perf_counter()
     memory = model.encode_references(references)
-    rows = _segment_with_progress(model, memory, targets, plan, job, console)
-    summary = _summary(job, model, rows, time.perf_counter() - start)
-    if job.json and job.out:
-        from sansa_cli.predict.outputs import write_json
+    todo = remaining(targets, names, plan, journal, job.out, console)
+    stages = Stages(prepare=timed(model.prepare),
+                    step=lambda items: model.decode(memory, model.encode_prepared(
+                        [item for item, _ in items])),
+                    finish=lambda item, raw: _finish(item, raw, plan, memory, job))
+    shown = run_with_progress(todo, stages, model.batch_size, job, names, journal, console,
+                              "segmenting")
+    seconds = time.perf_counter() - start
+    header = _summary(job, model, seconds)
+    if job.out is not None:
+        keys = [names[t] for t in targets]
+        if job.json:
+            write_summary_json(job.out / "predictions.json", header, journal.rows(keys))
+        if job.html:
+            _review_page(job, header, journal.rows(keys))
+    _print_table(Console(), header, shown, len(targets), job.out)
 
-        write_json(job.out / "predictions.json", summary)
-    _print_table(Console(), summary, job.out)
+
+def remaining(targets, names, plan, journal, out, console) -> list[Path]:
+    """The targets still to do: all of them, or under ``--resume`` those without whole
+    outputs from an earlier run (said in one line)."""
+    if journal is None or not journal.has_rows():
+        return list(targets)
+    todo = [t for t in targets
+            if not journal.done(names[t], [p for p in plan.get(t, ()) if p], out)]
+    console.print(f"resuming: {len(targets) - len(todo)} of {len(targets)} targets already "
+                  f"done in {out}, {len(todo)} to go", markup=False, highlight=False)
+    return todo
 
 
-def _segment_with_progress(model, memory, targets, plan, job, console):
-    from collections import deque
+def timed(prepare):
+    """``prepare`` that also notes when the target's work started (for its row's seconds)."""
+    def run(target):
+        return prepare(target), time.perf_counter()
+    return run
 
+
+def run_with_progress(todo, stages, batch_size, job, names, journal, console, verb) -> list:
+    """Run the stages over ``todo`` with a progress bar; record each finished target in the
+    journal; return the first rows (for the table)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -143,42 +241,62 @@ def _segment_with_progress(model, memory, targets, plan, job, console):
         TimeRemainingColumn,
     )
 
+    from sansa_cli.predict.pipeline import TargetFailed, default_workers, run_stages
+
+    workers = default_workers() if job.workers is None else job.workers
+    shown: list[dict] = []  # the table's rows only: memory stays flat in the targets
+    finished = 0
+    columns = (TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("targets", total=len(todo))
+        try:
+            for target, (row, outputs) in run_stages(todo, stages, batch_size, workers):
+                if journal is not None:
+                    journal.record(names[target], row, outputs, job.out)
+                if len(shown) < TABLE_ROWS:
+                    shown.append(row)
+                finished += 1
+                progress.update(task, advance=1)
+        except TargetFailed as failed:
+            raise UserInputError(f"{failed.error}; stopped at target {failed.index + 1} of "
+                                 f"{len(todo)}{_written(finished, job.out)}") from failed.error
+    return shown
+
+
+TABLE_ROWS = 20
+
+
+def _finish(item, raw, plan, memory, job) -> tuple[dict, list[Path]]:
+    """Upsample one target's mask, write its outputs; its summary row and files written."""
     from sansa_cli.artifacts.masks import write_mask
-    from sansa_cli.core.images import load_image
+
+    prepared, started = item
+    result = raw.finish(prepared.size)
+    result.source = prepared.source
+    result.seconds = time.perf_counter() - started
+    outputs = []
+    target = Path(prepared.source)
+    if target in plan:
+        mask_path, overlay_path = plan[target]
+        write_mask(mask_path, result.mask)
+        outputs.append(mask_path)
+        if overlay_path is not None:
+            _draw_overlay(overlay_path, prepared.image, result, memory)
+            outputs.append(overlay_path)
+    return _target_row(target, result, plan, job), outputs
+
+
+def _draw_overlay(path: Path, image, result, memory) -> None:
     from sansa_cli.predict.outputs import write_overlay
 
-    loaded: deque = deque()  # targets read but not yet written (at most one batch)
-    rows = []  # the summary keeps a row per target, never its mask: memory stays flat
-
-    def images():  # each file is read once, for the model and its picture
-        for index, target in enumerate(targets):
-            try:
-                loaded.append(load_image(target))
-            except UserInputError as exc:
-                raise UserInputError(f"{exc}; stopped at target {index + 1} of {len(targets)}"
-                                     f"{_written(len(rows), job.out)}") from exc
-            yield loaded[-1]
-
-    columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("targets", total=len(targets))
-        for target, result in zip(targets, model.segment(
-                memory, images(), on_batch=lambda n: progress.update(task, advance=n))):
-            image = loaded.popleft()
-            result.source = str(target)
-            if target in plan:
-                mask_path, overlay_path = plan[target]
-                write_mask(mask_path, result.mask)
-                if overlay_path is not None:
-                    write_overlay(overlay_path, image, result.mask, _caption(result), memory)
-            rows.append(_target_row(target, result, job))
-    return rows
+    write_overlay(path, image, result.mask, _caption(result), memory)
 
 
 def _written(count: int, out: Path | None) -> str:
     if out is None:
         return ""
-    return f" (masks of the first {count} written to {out})" if count else " (no mask written)"
+    return (f" (the outputs of {count} targets before it written to {out})" if count
+            else " (no mask written)")
 
 
 def _caption(result) -> str:
@@ -200,9 +318,10 @@ def adapter_record(model) -> dict:
             "input_profile": dataclasses.asdict(model.profile)}
 
 
-def _target_row(target: Path, result, job) -> dict:
+def _target_row(target: Path, result, plan, job) -> dict:
     """What predictions.json and the table keep of one target (not its mask)."""
-    return {"image": str(target), "mask": f"{target.stem}.png" if job.out else None,
+    mask = plan[target][0].relative_to(job.out).as_posix() if target in plan else None
+    return {"image": str(target), "mask": mask,
             "predicted_iou": round(result.predicted_iou, 4),
             "object_score": None if result.object_score is None
             else round(result.object_score, 4),
@@ -211,7 +330,7 @@ def _target_row(target: Path, result, job) -> dict:
             "seconds": round(result.seconds, 4)}
 
 
-def _summary(job, model, rows: list[dict], seconds: float) -> dict:
+def _summary(job, model, seconds: float) -> dict:
     return {
         "references": [{"image": str(i), "marking": str(m)} for i, m in job.references],
         "sam2": model.base_name,
@@ -220,23 +339,39 @@ def _summary(job, model, rows: list[dict], seconds: float) -> dict:
         "device": str(model.device),
         "precision": model.precision,
         "seconds_total": round(seconds, 3),
-        "targets": rows,
     }
 
 
-def _print_table(console, summary, out) -> None:
+def write_summary_json(path: Path, header: dict, rows) -> None:
+    """``predictions.json``: ``header`` with a ``targets`` list streamed from ``rows`` (a
+    finished run's rows are never all in memory); written atomically, NaN as null."""
+    from sansa_cli.artifacts.files import atomic_path, finite_json
+
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(finite_json(header)[:-1].rstrip() + ',\n  "targets": [')
+        for number, row in enumerate(rows):
+            f.write(("," if number else "") + "\n    " + finite_json(row, indent=None))
+        f.write("\n  ]\n}\n")
+
+
+def _review_page(job, header: dict, rows) -> None:
+    from sansa_cli.predict.review import write_page
+
+    write_page(job.out, header, rows)
+
+
+def _print_table(console, summary, rows, total: int, out) -> None:
     from rich.table import Table
 
-    rows = summary["targets"]
-    table = Table(title=f"{len(rows)} targets in {summary['seconds_total']:.1f} s")
+    table = Table(title=f"{total} targets in {summary['seconds_total']:.1f} s")
     for column in ("target", "predicted IoU", "present", "area %"):
         table.add_column(column, justify="left" if column == "target" else "right")
-    for row in rows[:20]:
+    for row in rows[:TABLE_ROWS]:
         score = "-" if row["object_score"] is None else f"{row['object_score']:.2f}"
         table.add_row(Path(row["image"]).name, f"{row['predicted_iou']:.2f}", score,
                       f"{100 * row['mask_fraction']:.1f}")
-    if len(rows) > 20:
-        table.caption = f"... and {len(rows) - 20} more"
+    if total > len(rows[:TABLE_ROWS]):
+        table.caption = f"... and {total - len(rows[:TABLE_ROWS])} more"
     console.print(table)
     if out:
         console.print(f"masks written to {out}")

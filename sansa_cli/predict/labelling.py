@@ -33,6 +33,14 @@ class LabelOptions:
     image_url_prefix: str | None = None
     class_name: str = "object"
 
+    def settings(self) -> dict:
+        """What a resumed run must share with the run it continues."""
+        return {"references_file": None if self.references_file is None
+                else str(self.references_file), "max_references": self.max_references,
+                "formats": self.formats, "polygons": self.polygons, "min_area": self.min_area,
+                "min_score": self.min_score, "image_url_prefix": self.image_url_prefix,
+                "class_name": self.class_name}
+
     def wanted(self) -> bool:
         """Whether the labelling path is needed (the plain one-class masks are not enough)."""
         return (self.references_file is not None or self.formats != ["png"] or self.polygons
@@ -65,31 +73,43 @@ def run_labelling(job) -> None:
     are set); writes nothing unless every input checks out."""
     from rich.console import Console
 
-    from sansa_cli.core.images import list_targets
-
     options: LabelOptions = job.labels
     check_options(options)
     if job.overlay:
         raise UserInputError("--overlay draws the plain one-class masks; drop it with "
                              "--references, --format or instance filters")
     console = Console(stderr=True)
+    from sansa_cli.predict.job import check_run_options, find_targets
+
+    check_run_options(job)
     plan = _plan_classes(job, options)
     skip = plan.labelled_images if plan is not None else frozenset()
-    targets = [t for t in list_targets(job.targets) if t.resolve() not in skip]
+    found, names = find_targets(job, console)
+    targets = [t for t in found if t.resolve() not in skip]
     if not targets:
         raise UserInputError("no target left to label: every target image is already labelled "
                              "in the references file; add other images")
     if job.out is None:
         raise UserInputError("--references, --format and instance filters write label files: "
                              "add --out DIR")
-    from sansa_cli.predict.job import check_out, check_targets, locked_out
+    from sansa_cli.predict.job import (
+        check_out,
+        check_targets,
+        locked_out,
+        open_journal,
+        run_settings,
+    )
 
     check_targets(targets, console)
     inputs = [*targets, *(p for pair in job.references for p in pair if isinstance(p, Path))]
-    check_out(job.out, targets, inputs, overlay=False)
+    outputs = check_out(job.out, targets, inputs, False, names)
     classes = _load_classes(job, options, plan, console)
     with locked_out(job.out):
-        _label_all(job, options, classes, targets, console)
+        journal = open_journal(job, run_settings(job))
+        try:
+            _label_all(job, options, classes, targets, names, outputs, journal, console)
+        finally:
+            journal.close()
 
 
 def _plan_classes(job, options: LabelOptions):
@@ -135,11 +155,14 @@ def _common_folder(targets: list[Path]) -> Path:
     return Path(os.path.commonpath([str(t.resolve().parent) for t in targets]))
 
 
-def _label_all(job, options: LabelOptions, classes, targets, console) -> None:
+def _label_all(job, options: LabelOptions, classes, targets, names, outputs, journal,
+               console) -> None:
     from rich.console import Console
 
     from sansa_cli.api import load_model
     from sansa_cli.core import labelling
+    from sansa_cli.predict.job import remaining, run_with_progress, timed
+    from sansa_cli.predict.pipeline import Stages
 
     model = load_model(sam2=job.sam2, sam2_checkpoint=job.sam2_checkpoint,
                        adapters=job.adapters, device=job.device, precision=job.precision,
@@ -148,52 +171,76 @@ def _label_all(job, options: LabelOptions, classes, targets, console) -> None:
     start = time.perf_counter()
     encoded = labelling.encode_classes(model, classes)
     writers = _writers(job, options, classes, targets)
-    rows = _run(model, encoded, targets, writers, job, options, console)
+    planned = {t: _planned(job, options, writers, names[t], len(classes)) for t in targets}
+    todo = remaining(targets, names, planned, journal, job.out, console)
+
+    def step(items):
+        frames = model.encode_prepared([item for item, _ in items])
+        return [labelling.decode_classes(model, frames.select([i]), encoded)
+                for i in range(len(items))]
+
+    def finish(item, raw):
+        prepared, started = item
+        result = raw.finish(prepared.size, [c.name for c in encoded], options.min_area,
+                            options.min_score)
+        result.seconds = time.perf_counter() - started
+        target = Path(prepared.source)
+        records = _write(target, names[target], result, writers, job, options)
+        return {**_row(target, result), "labels": records}, planned[target]
+
+    stages = Stages(prepare=timed(model.prepare), step=step, finish=finish)
+    shown = run_with_progress(todo, stages, model.batch_size, job, names, journal, console,
+                              "labelling")
+    keys = [names[t] for t in targets]
+    for row in journal.rows(keys):  # every target's records, this run's and earlier runs'
+        for writer in writers:
+            writer.keep(row["labels"].get(type(writer).__name__))
     written = [path for writer in writers for path in writer.close()]
     summary = {"sam2": model.base_name, "adapters": getattr(model.strategy, "name", None),
                "classes": [c.name for c in classes], "formats": options.formats,
                "min_area": options.min_area, "min_score": options.min_score,
                "device": str(model.device), "precision": model.precision,
-               "seconds_total": round(time.perf_counter() - start, 3), "targets": rows}
+               "seconds_total": round(time.perf_counter() - start, 3)}
     if job.json:
-        from sansa_cli.predict.job import adapter_record
-        from sansa_cli.predict.outputs import write_json
+        from sansa_cli.predict.job import adapter_record, write_summary_json
 
-        write_json(job.out / "predictions.json", {**summary, **adapter_record(model)})
-    _print_summary(Console(), summary, job.out, len(written))
-
-
-def _run(model, encoded, targets, writers, job, options, console) -> list[dict]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from sansa_cli.core import labelling
-
-    rows = []
-    columns = (TextColumn("labelling"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("targets", total=len(targets))
-        results = labelling.label(model, encoded, targets, min_area=options.min_area,
-                                  min_score=options.min_score)
-        for target, result in zip(targets, results):
-            _write(target, result, writers, job, options)
-            rows.append(_row(target, result))
-            progress.update(task, advance=1)
-    return rows
+        write_summary_json(job.out / "predictions.json", {**summary, **adapter_record(model)},
+                           ({k: v for k, v in row.items() if k != "labels"}
+                            for row in journal.rows(keys)))
+    _print_summary(Console(), summary, shown, len(targets), job.out, len(written))
 
 
-def _write(target: Path, result, writers, job, options) -> None:
+def _planned(job, options, writers, name: str, class_count: int) -> list[Path]:
+    """The per-image files a target gets (checked by ``--resume``)."""
+    from sansa_cli.labels import PaletteWriter, YoloWriter
+
+    files = []
+    if "png" in options.formats and class_count == 1:
+        files.append(job.out / f"{name}.png")
+    for writer in writers:
+        if isinstance(writer, PaletteWriter):
+            files.append(job.out / f"{name}.png")
+        elif isinstance(writer, YoloWriter):
+            files.append(writer.folder / "labels" / f"{name}.txt")
+    return files
+
+
+def _write(target: Path, name: str, result, writers, job, options) -> dict:
+    """Write one target's per-image files; its records for the collection files."""
     from sansa_cli.labels import Instance, LabelledImage
 
     height, width = result.size
     instances = [Instance(k, inst.mask, inst.score)
                  for k, cls in enumerate(result.classes) for inst in cls.instances]
-    image = LabelledImage(target, width, height, instances, result.semantic)
-    for writer in writers:
-        writer.add(image)
+    image = LabelledImage(target, width, height, instances, result.semantic, name=name)
+    records = {}
+    for writer in writers:  # names were checked unique before any work: safe in threads
+        records[type(writer).__name__] = writer.encode(image)
     if "png" in options.formats and len(result.classes) == 1:  # the one-class 0/255 mask
         from sansa_cli.artifacts.masks import write_mask
 
-        write_mask(job.out / f"{target.stem}.png", result.semantic > 0)
+        write_mask(job.out / f"{name}.png", result.semantic > 0)
+    return records
 
 
 def _row(target: Path, result) -> dict:
@@ -208,11 +255,11 @@ def _row(target: Path, result) -> dict:
                         for c in result.classes]}
 
 
-def _print_summary(console, summary: dict, out: Path, files: int) -> None:
+def _print_summary(console, summary: dict, rows: list, total: int, out: Path,
+                   files: int) -> None:
     from rich.table import Table
 
-    rows = summary["targets"]
-    table = Table(title=f"{len(rows)} targets, {len(summary['classes'])} classes in "
+    table = Table(title=f"{total} targets, {len(summary['classes'])} classes in "
                         f"{summary['seconds_total']:.1f} s")
     table.add_column("target")
     for name in summary["classes"]:
@@ -221,8 +268,8 @@ def _print_summary(console, summary: dict, out: Path, files: int) -> None:
         cells = [", ".join(f"{i['score']:.2f}" for i in c["instances"]) or "-"
                  for c in row["classes"]]
         table.add_row(Path(row["image"]).name, *cells)
-    if len(rows) > 20:
-        table.caption = f"... and {len(rows) - 20} more"
+    if total > len(rows[:20]):
+        table.caption = f"... and {total - len(rows[:20])} more"
     console.print(table)
     console.print(f"instance scores per class above; {files} label files written to {out} "
                   f"({', '.join(summary['formats'])})")

@@ -22,6 +22,8 @@ from tests.conftest import blob_image
 from tests.datasets_fixtures import make_folder
 from tests.eval_fixtures import eval_roots, model_args  # noqa: F401  (fixtures)
 
+JOURNAL = ".sansa-predict.jsonl"
+
 REPO = Path(__file__).resolve().parents[1]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 
@@ -133,8 +135,9 @@ def test_a_truncated_target_stops_the_run_there(scene, tiny_model_args, tmp_path
     code, _, err = run_sansa(predict(scene, tiny_model_args, folder, "--out", out,
                                      "--batch-size", "1"), capsys, monkeypatch)
     assert_one_line_error(code, err, "a2.jpg", "truncated", "stopped at target 3 of 4",
-                          "masks of the first 2 written")
-    assert sorted(p.name for p in out.iterdir()) == ["a0.png", "a1.png"]  # no .part, no lock
+                          "outputs of 2 targets before it written")
+    # no .part, no lock; the journal a --resume continues from
+    assert sorted(p.name for p in out.iterdir()) == [JOURNAL, "a0.png", "a1.png"]
 
 
 def test_an_animated_target_is_segmented_on_its_first_frame(scene, tiny_model_args, tmp_path,
@@ -164,7 +167,7 @@ def test_a_fifo_among_targets_is_skipped_and_refused_by_name(scene, tiny_model_a
     code, _, err = run_sansa(predict(scene, tiny_model_args, folder, "--out", out), capsys,
                              monkeypatch)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+    assert sorted(p.name for p in out.iterdir()) == [JOURNAL, "a.png"]
     code, _, err = run_sansa(predict(scene, tiny_model_args, folder / "pipe.jpg"), capsys,
                              monkeypatch)
     assert_one_line_error(code, err, "pipe.jpg is not a regular file")
@@ -262,7 +265,8 @@ def test_outputs_honour_the_umask(scene, tiny_model_args, tmp_path, capsys, monk
                                          "--json", "--overlay"), capsys, monkeypatch)
         assert code == 0, err
         modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
-        assert modes == {"t0.png": 0o644, "t0_overlay.png": 0o644, "predictions.json": 0o644}
+        assert modes == {"t0.png": 0o644, "t0_overlay.jpg": 0o644, "predictions.json": 0o644,
+                         JOURNAL: 0o644}
         os.umask(0o027)
         write_bytes_atomic(tmp_path / "private.bin", b"x")
         assert (tmp_path / "private.bin").stat().st_mode & 0o777 == 0o640
@@ -288,7 +292,7 @@ def test_a_run_killed_mid_write_leaves_nothing_the_next_run_keeps(scene, tiny_mo
     code, _, err = run_sansa(predict(scene, tiny_model_args, scene["targets"][0], "--out", out),
                              capsys, monkeypatch)
     assert code == 0, err
-    assert [p.name for p in out.iterdir()] == ["t0.png"]
+    assert sorted(p.name for p in out.iterdir()) == [JOURNAL, "t0.png"]
     with Image.open(out / "t0.png") as mask:
         assert mask.size == (96, 80)
 
@@ -325,7 +329,7 @@ def test_json_outputs_hold_no_nan(scene, tiny_model_args, tmp_path, capsys, monk
     from sansa_cli.core.segmenter import SansaModel
     from sansa_cli.evaluation.report import write_results
 
-    real = SansaModel.segment_features
+    real = SansaModel.decode
 
     def nan_scores(*args, **kwargs):
         results = real(*args, **kwargs)
@@ -333,7 +337,7 @@ def test_json_outputs_hold_no_nan(scene, tiny_model_args, tmp_path, capsys, monk
             result.predicted_iou = float("nan")
         return results
 
-    monkeypatch.setattr(SansaModel, "segment_features", nan_scores)
+    monkeypatch.setattr(SansaModel, "decode", nan_scores)
     out = tmp_path / "out"
     code, _, err = run_sansa(predict(scene, tiny_model_args, scene["targets"][0], "--out", out,
                                      "--json"), capsys, monkeypatch)

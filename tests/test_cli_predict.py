@@ -34,7 +34,7 @@ def test_predict_writes_masks_overlays_and_summary(scene, tiny_model_args, capsy
         with Image.open(target) as img:
             assert mask.shape == (img.height, img.width)
         assert set(np.unique(mask)) <= {0, 255}
-        assert (out / f"{target.stem}_overlay.png").is_file()
+        assert (out / f"{target.stem}_overlay.jpg").is_file()
     summary = json.loads((out / "predictions.json").read_text())
     assert len(summary["references"]) == 2
     assert [t["mask"] for t in summary["targets"]] == [f"{t.stem}.png" for t in scene["targets"]]
@@ -147,7 +147,7 @@ def test_prompted_reference_through_the_cli(marking, scene, tiny_model_args, cap
                              capsys, monkeypatch)
     assert code == 0, err
     assert (out / f"{scene['targets'][0].stem}.png").is_file()
-    with Image.open(out / f"{scene['targets'][0].stem}_overlay.png") as sheet:
+    with Image.open(out / f"{scene['targets'][0].stem}_overlay.jpg") as sheet:
         assert sheet.width > 96  # the target plus the marked reference beside it
 
 

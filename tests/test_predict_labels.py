@@ -114,12 +114,29 @@ def test_references_from_coco_keep_their_category_ids(scene, tmp_path, tiny_mode
     (["--format", "tiff"], "--format 'tiff'"),
     (["--min-score", "2"], "--min-score 2"),
     (["--box", "1,1,5,5"], "drop --box"),
-    (["--overlay"], "--overlay"),
+    (["--html"], "--html works on an output folder"),
 ])
 def test_bad_label_options_are_one_line(extra, fragment, class_list, scene, tmp_path,
                                         tiny_model_args, capsys, monkeypatch):
+    out = [] if "--html" in extra else ["--out", tmp_path / "o"]
     code, _, err = run_sansa(["predict", scene["dir"] / "targets", "--references", class_list,
-                              "--out", tmp_path / "o", *extra, *tiny_model_args,
-                              "--adapters", "none"], capsys, monkeypatch)
+                              *out, *extra, *tiny_model_args, "--adapters", "none"],
+                             capsys, monkeypatch)
     assert_one_line_error(code, err, fragment)
     assert not (tmp_path / "o").exists()
+
+
+def test_several_classes_with_overlays_and_a_review_page(class_list, scene, tmp_path,
+                                                         tiny_model_args, capsys, monkeypatch):
+    out = tmp_path / "labels"
+    code, _, err = run_sansa(["predict", scene["dir"] / "targets", "--references", class_list,
+                              "--out", out, "--overlay", "--html", "--format", "coco",
+                              *tiny_model_args, "--adapters", "none"], capsys, monkeypatch)
+    assert code == 0, err
+    page = (out / "index.html").read_text()
+    for target in scene["targets"]:
+        with Image.open(out / f"{target.stem}_overlay.jpg") as picture:
+            assert picture.format == "JPEG"
+        assert (out / "thumbnails" / f"{target.stem}.jpg").is_file()
+        assert f"{target.stem}_overlay.jpg" in page and target.name in page
+    assert "disc" in page and "corner" in page

@@ -81,10 +81,15 @@ def test_recursive_mirrors_subfolders_and_skips_the_out_folder(scene, tiny_model
     out = photos / "masks"  # inside the walked folder: never read as targets
     for _ in range(2):
         code, _, err = run_sansa(predict(scene, tiny_model_args, photos, "--out", out,
-                                         "--recursive", "--json"), capsys, monkeypatch)
+                                         "--recursive", "--json", "--html"), capsys, monkeypatch)
         assert code == 0, err
     assert sorted(masks(out)) == ["a/b/deep.png", "a/p0.png", *(f"p{i}.png" for i in range(5))]
     assert [r["mask"] for r in rows(out)][:2] == ["a/b/deep.png", "a/p0.png"]
+    thumbs = sorted(p.relative_to(out / "thumbnails").as_posix()
+                    for p in (out / "thumbnails").rglob("*.jpg"))
+    assert thumbs == ["a/b/deep.jpg", "a/p0.jpg", *(f"p{i}.jpg" for i in range(5))]
+    page = (out / "index.html").read_text()
+    assert 'href="a/b/deep.png"' in page and "thumbnails/a/b/deep.jpg" in page
 
 
 def test_resume_continues_an_interrupted_run(scene, tiny_model_args, photos, tmp_path, capsys,

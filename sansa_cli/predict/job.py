@@ -103,6 +103,7 @@ def run_predict(job: PredictJob) -> None:
     if job.out is None and (job.overlay or job.json):
         raise UserInputError("--overlay and --json write files: add --out DIR")
     plan = check_out(job.out, targets, inputs, job.overlay, names) if job.out else {}
+    thumbs = review_thumbnails(job, targets, inputs, names)
     _check_model_options(job)
     if job.out is None:  # said before the work, not after it
         console.print("warning: no --out given: the masks are computed and summarised but not "
@@ -111,7 +112,7 @@ def run_predict(job: PredictJob) -> None:
     with locked_out(job.out):
         journal = open_journal(job, run_settings(job))
         try:
-            _segment_all(job, references, targets, names, plan, journal, console)
+            _segment_all(job, references, targets, names, (plan, thumbs), journal, console)
         finally:
             if journal is not None:
                 journal.close()
@@ -151,6 +152,15 @@ def run_settings(job) -> dict:
             "labels": None if labels is None or not labels.wanted() else labels.settings()}
 
 
+def review_thumbnails(job, targets, inputs, names) -> dict[Path, Path]:
+    """target -> its thumbnail for ``--html`` (checked before any work; empty without)."""
+    if not job.html:
+        return {}
+    from sansa_cli.predict.outputs import review_paths
+
+    return review_paths(job.out, targets, inputs, names)
+
+
 def open_journal(job, settings: dict):
     """The output folder's journal (None without ``--out``)."""
     if job.out is None:
@@ -181,7 +191,7 @@ def locked_out(out: Path | None):
     return output_lock(out) if out is not None else contextlib.nullcontext()
 
 
-def _segment_all(job: PredictJob, references, targets, names, plan, journal, console) -> None:
+def _segment_all(job: PredictJob, references, targets, names, plans, journal, console) -> None:
     from rich.console import Console
 
     from sansa_cli.api import load_model
@@ -191,13 +201,17 @@ def _segment_all(job: PredictJob, references, targets, names, plan, journal, con
                        precision=job.precision, batch_size=job.batch_size,
                        allow_base_mismatch=job.allow_base_mismatch,
                        input_profile=job.input_profile)
+    plan, thumbs = plans
     start = time.perf_counter()
     memory = model.encode_references(references)
-    todo = remaining(targets, names, plan, journal, job.out, console)
+    pictures = Pictures.for_run(job, thumbs, [("object", memory)])
+    files = {t: [*(p for p in plan.get(t, ()) if p), *([thumbs[t]] if t in thumbs else [])]
+             for t in targets}
+    todo = remaining(targets, names, files, journal, job.out, console)
     stages = Stages(prepare=timed(model.prepare),
                     step=lambda items: model.decode(memory, model.encode_prepared(
                         [item for item, _ in items])),
-                    finish=lambda item, raw: _finish(item, raw, plan, memory, job))
+                    finish=lambda item, raw: _finish(item, raw, plan, pictures, job))
     shown = run_with_progress(todo, stages, model.batch_size, job, names, journal, console,
                               "segmenting")
     seconds = time.perf_counter() - start
@@ -207,7 +221,7 @@ def _segment_all(job: PredictJob, references, targets, names, plan, journal, con
         if job.json:
             write_summary_json(job.out / "predictions.json", header, journal.rows(keys))
         if job.html:
-            _review_page(job, header, journal.rows(keys))
+            write_page(job.out, header, journal.rows(keys), len(targets))
     _print_table(Console(), header, shown, len(targets), job.out)
 
 
@@ -216,8 +230,7 @@ def remaining(targets, names, plan, journal, out, console) -> list[Path]:
     outputs from an earlier run (said in one line)."""
     if journal is None or not journal.has_rows():
         return list(targets)
-    todo = [t for t in targets
-            if not journal.done(names[t], [p for p in plan.get(t, ()) if p], out)]
+    todo = [t for t in targets if not journal.done(names[t], list(plan.get(t, ())), out)]
     console.print(f"resuming: {len(targets) - len(todo)} of {len(targets)} targets already "
                   f"done in {out}, {len(todo)} to go", markup=False, highlight=False)
     return todo
@@ -266,30 +279,64 @@ def run_with_progress(todo, stages, batch_size, job, names, journal, console, ve
 TABLE_ROWS = 20
 
 
-def _finish(item, raw, plan, memory, job) -> tuple[dict, list[Path]]:
+def _finish(item, raw, plan, pictures, job) -> tuple[dict, list[Path]]:
     """Upsample one target's mask, write its outputs; its summary row and files written."""
     from sansa_cli.artifacts.masks import write_mask
+    from sansa_cli.predict.outputs import caption
+    from sansa_cli.visualize.overlays import OverlayLayer
 
     prepared, started = item
     result = raw.finish(prepared.size)
     result.source = prepared.source
-    result.seconds = time.perf_counter() - started
     outputs = []
     target = Path(prepared.source)
     if target in plan:
         mask_path, overlay_path = plan[target]
         write_mask(mask_path, result.mask)
         outputs.append(mask_path)
+        layers = [OverlayLayer(result.mask, "object", 0,
+                               caption(result.predicted_iou, result.object_score))]
+        outputs += pictures.draw(target, prepared.image, layers, overlay_path)
+    result.seconds = time.perf_counter() - started
+    row = _target_row(target, result, plan, job)
+    row["overlay"] = _relative(overlay_path, job.out) if target in plan else None
+    row["thumbnail"] = _relative(pictures.thumbs.get(target), job.out)
+    return row, outputs
+
+
+def _relative(path: Path | None, out: Path | None) -> str | None:
+    return None if path is None else path.relative_to(out).as_posix()
+
+
+class Pictures:
+    """The overlays and review thumbnails of a run: references drawn once, then per target."""
+
+    def __init__(self, references, thumbs: dict[Path, Path]):
+        self.references, self.thumbs = references, thumbs
+
+    @classmethod
+    def for_run(cls, job, thumbs: dict, classes: list) -> Pictures:
+        """``classes``: (name, ReferenceMemory) in class order (their colour order)."""
+        references = None
+        if job.overlay:
+            from sansa_cli.predict.outputs import reference_group
+            from sansa_cli.visualize.overlays import prepare_references
+
+            references = prepare_references([reference_group(name, k, memory)
+                                             for k, (name, memory) in enumerate(classes)])
+        return cls(references, thumbs)
+
+    def draw(self, target: Path, image, layers, overlay_path: Path | None) -> list[Path]:
+        """Write ``target``'s overlay and/or thumbnail; the paths written."""
+        from sansa_cli.predict.outputs import write_overlay, write_thumbnail
+
+        thumb = self.thumbs.get(target)
         if overlay_path is not None:
-            _draw_overlay(overlay_path, prepared.image, result, memory)
-            outputs.append(overlay_path)
-    return _target_row(target, result, plan, job), outputs
-
-
-def _draw_overlay(path: Path, image, result, memory) -> None:
-    from sansa_cli.predict.outputs import write_overlay
-
-    write_overlay(path, image, result.mask, _caption(result), memory)
+            write_overlay(overlay_path, image, layers, target.name, self.references,
+                          thumbnail=thumb)
+        elif thumb is not None:
+            write_thumbnail(thumb, image, layers)
+        return [p for p in (overlay_path, thumb) if p is not None]
 
 
 def _written(count: int, out: Path | None) -> str:
@@ -297,13 +344,6 @@ def _written(count: int, out: Path | None) -> str:
         return ""
     return (f" (the outputs of {count} targets before it written to {out})" if count
             else " (no mask written)")
-
-
-def _caption(result) -> str:
-    text = f"predicted IoU {result.predicted_iou:.2f}"
-    if result.object_score is not None:
-        text += f"  object present {result.object_score:.2f}"
-    return text
 
 
 def adapter_record(model) -> dict:
@@ -354,10 +394,24 @@ def write_summary_json(path: Path, header: dict, rows) -> None:
         f.write("\n  ]\n}\n")
 
 
-def _review_page(job, header: dict, rows) -> None:
-    from sansa_cli.predict.review import write_page
+def write_page(out: Path, header: dict, rows, total: int, classes: list[str] | None = None
+               ) -> None:
+    """``OUT/index.html`` from the journal's rows (one class, or ``classes`` in colour order)."""
+    from sansa_cli.visualize.review_page import ReviewClass, ReviewItem, write_review_page
 
-    write_page(job.out, header, rows)
+    def item(row) -> ReviewItem:
+        if classes is None:
+            found = [ReviewClass("object", row["predicted_iou"], row["mask_fraction"], 0)]
+        else:
+            pixels = row["height"] * row["width"]
+            found = [ReviewClass(c["name"], c["predicted_iou"],
+                                 sum(i["area"] for i in c["instances"]) / pixels, k)
+                     for k, c in enumerate(row["classes"])]
+        return ReviewItem(row.get("name") or Path(row["image"]).name, row.get("thumbnail"),
+                          row.get("overlay") or row.get("mask"), found)
+
+    write_review_page(out, (item(row) for row in rows), f"sansa predict: {total} targets",
+                      header, score_label="predicted IoU")
 
 
 def _print_table(console, summary, rows, total: int, out) -> None:

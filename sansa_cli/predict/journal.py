@@ -31,13 +31,11 @@ class Journal:
         self._offsets: dict[str, int] = {}
         self._outputs: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
-        if resume and self.path.exists():
+        self._settings = settings
+        self._file = None  # opened at the first record: a run that fails before writes none
+        self._fresh = not (resume and self.path.exists())
+        if not self._fresh:
             self._read(settings)
-            self._file = open(self.path, "ab")
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "wb")
-            self._append({"settings": settings})
 
     def _read(self, settings: dict[str, Any]) -> None:
         from sansa_cli.evaluation.resume import read_json_lines
@@ -85,9 +83,18 @@ class Journal:
         """Add a finished target: its summary ``row`` and the sizes of its ``outputs``."""
         sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in outputs}
         with self._lock:
+            if self._file is None:
+                self._open()
             self._offsets[key] = self._file.tell()
             self._outputs[key] = sizes
             self._append({"key": key, "outputs": sizes, "row": row})
+
+    def _open(self) -> None:
+        if self._fresh:  # a new run replaces an earlier run's journal
+            self._file = open(self.path, "wb")
+            self._append({"settings": self._settings})
+        else:
+            self._file = open(self.path, "ab")
 
     def _append(self, value: dict) -> None:
         from sansa_cli.artifacts.files import finite_json
@@ -97,6 +104,10 @@ class Journal:
 
     def rows(self, keys: list[str]) -> Iterator[dict]:
         """The rows of ``keys`` in that order (targets without a row are left out)."""
+        if self._fresh and self._file is None:  # nothing recorded by this run
+            return
+        if self._file is not None:
+            self._file.flush()
         with open(self.path, "rb") as f:
             for key in keys:
                 offset = self._offsets.get(key)
@@ -106,7 +117,8 @@ class Journal:
                 yield json.loads(f.readline())["row"]
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self):
         return self

@@ -75,9 +75,6 @@ def run_labelling(job) -> None:
 
     options: LabelOptions = job.labels
     check_options(options)
-    if job.overlay:
-        raise UserInputError("--overlay draws the plain one-class masks; drop it with "
-                             "--references, --format or instance filters")
     console = Console(stderr=True)
     from sansa_cli.predict.job import check_run_options, find_targets
 
@@ -97,17 +94,20 @@ def run_labelling(job) -> None:
         check_targets,
         locked_out,
         open_journal,
+        review_thumbnails,
         run_settings,
     )
 
     check_targets(targets, console)
     inputs = [*targets, *(p for pair in job.references for p in pair if isinstance(p, Path))]
-    outputs = check_out(job.out, targets, inputs, False, names)
+    outputs = check_out(job.out, targets, inputs, job.overlay, names)
+    thumbs = review_thumbnails(job, targets, inputs, names)
     classes = _load_classes(job, options, plan, console)
     with locked_out(job.out):
         journal = open_journal(job, run_settings(job))
         try:
-            _label_all(job, options, classes, targets, names, outputs, journal, console)
+            _label_all(job, options, classes, targets, names, (outputs, thumbs), journal,
+                       console)
         finally:
             journal.close()
 
@@ -155,13 +155,13 @@ def _common_folder(targets: list[Path]) -> Path:
     return Path(os.path.commonpath([str(t.resolve().parent) for t in targets]))
 
 
-def _label_all(job, options: LabelOptions, classes, targets, names, outputs, journal,
+def _label_all(job, options: LabelOptions, classes, targets, names, plans, journal,
                console) -> None:
     from rich.console import Console
 
     from sansa_cli.api import load_model
     from sansa_cli.core import labelling
-    from sansa_cli.predict.job import remaining, run_with_progress, timed
+    from sansa_cli.predict.job import Pictures, remaining, run_with_progress, timed, write_page
     from sansa_cli.predict.pipeline import Stages
 
     model = load_model(sam2=job.sam2, sam2_checkpoint=job.sam2_checkpoint,
@@ -171,7 +171,11 @@ def _label_all(job, options: LabelOptions, classes, targets, names, outputs, jou
     start = time.perf_counter()
     encoded = labelling.encode_classes(model, classes)
     writers = _writers(job, options, classes, targets)
-    planned = {t: _planned(job, options, writers, names[t], len(classes)) for t in targets}
+    plan, thumbs = plans
+    pictures = Pictures.for_run(job, thumbs, [(c.name, c.memory) for c in encoded])
+    planned = {t: [*_planned(job, options, writers, names[t], len(classes)),
+                   *(p for p in (plan[t][1], thumbs.get(t)) if p is not None)]
+               for t in targets}
     todo = remaining(targets, names, planned, journal, job.out, console)
 
     def step(items):
@@ -186,7 +190,16 @@ def _label_all(job, options: LabelOptions, classes, targets, names, outputs, jou
         result.seconds = time.perf_counter() - started
         target = Path(prepared.source)
         records = _write(target, names[target], result, writers, job, options)
-        return {**_row(target, result), "labels": records}, planned[target]
+        overlay = plan[target][1]
+        if overlay is not None or target in thumbs:
+            from sansa_cli.predict.outputs import label_layers
+
+            pictures.draw(target, prepared.image, label_layers(result), overlay)
+        row = {**_row(target, result), "labels": records,
+               "overlay": None if overlay is None else overlay.relative_to(job.out).as_posix(),
+               "thumbnail": None if target not in thumbs
+               else thumbs[target].relative_to(job.out).as_posix()}
+        return row, planned[target]
 
     stages = Stages(prepare=timed(model.prepare), step=step, finish=finish)
     shown = run_with_progress(todo, stages, model.batch_size, job, names, journal, console,
@@ -207,6 +220,8 @@ def _label_all(job, options: LabelOptions, classes, targets, names, outputs, jou
         write_summary_json(job.out / "predictions.json", {**summary, **adapter_record(model)},
                            ({k: v for k, v in row.items() if k != "labels"}
                             for row in journal.rows(keys)))
+    if job.html:
+        write_page(job.out, summary, journal.rows(keys), len(targets), summary["classes"])
     _print_summary(Console(), summary, shown, len(targets), job.out, len(written))
 
 

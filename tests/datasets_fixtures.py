@@ -201,6 +201,18 @@ BUILDERS = {
 }
 
 
+def _more_builders() -> None:
+    """The part and cross-domain datasets' builders (in modules of their own)."""
+    from tests.crossdomain_fixtures import BUILDERS as cross_domain
+    from tests.part_fixtures import BUILDERS as parts
+
+    BUILDERS.update(parts)
+    BUILDERS.update(cross_domain)
+
+
+_more_builders()
+
+
 def matcher_pkl(body: dict) -> dict:
     """Matcher's ``lvis_*.pkl`` layout built from an LVIS JSON body."""
     names = {im["id"]: "/".join(im["coco_url"].split("/")[-2:]) for im in body["images"]}

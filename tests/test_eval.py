@@ -14,7 +14,8 @@ from tests.eval_fixtures import (  # noqa: F401  (fixtures)
     adapter_file, episode_rows, eval_roots, model_args, read_results,
 )
 
-DATASETS = registry.names("dataset")
+DATASETS = [n for n in registry.names("dataset")
+            if set(registry.load("dataset", n).splits) & {"val", "test"}]  # not training-only
 
 
 def eval_args(name, roots, checkpoint, out, *extra):

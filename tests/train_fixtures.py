@@ -27,7 +27,7 @@ def config(setup: dict, **changes):
 
     values = dict(dataset="folder", data_root=str(setup["data"]), sam2=str(TINY_YAML),
                   sam2_checkpoint=str(setup["ckpt"]), batch_size=2, epochs=2, workers=0,
-                  device="cpu", seq_len=2, lr=1e-3)
+                  device="cpu", seq_len=2, lr=1e-3, precision="fp32")
     values.update(changes)
     return load_config(None, values)
 
@@ -47,3 +47,49 @@ def latest_checkpoint(run: Path) -> dict:
     import torch
 
     return torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+
+
+# -- mixtures of datasets -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mix_data(tmp_path_factory, setup) -> dict:
+    """Folders of two real datasets for mixture runs: the folder dataset and a tiny COCO-20i."""
+    from tests.datasets_fixtures import make_coco20i
+
+    coco = tmp_path_factory.mktemp("mix") / "coco"
+    make_coco20i(coco)
+    return {"folder": setup["data"], "coco20i": coco}
+
+
+def mix_config(setup: dict, mix_data: dict, **changes):
+    """A mixture run of the folder dataset and COCO-20i (equal weights, every class)."""
+    values = dict(dataset="mix", mix={"folder": 1, "coco20i": 1},
+                  data_root={k: str(v) for k, v in mix_data.items()}, fold="all")
+    values.update(changes)
+    return config(setup, **values)
+
+
+@pytest.fixture()
+def no_model_work(monkeypatch):
+    """Building a model or downloading a checkpoint fails the test: checks must come first."""
+    import sansa_cli.artifacts.download as download
+    import sansa_cli.train.setup as setup_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the input was checked")
+
+    monkeypatch.setattr(setup_module, "build_model", forbidden)
+    monkeypatch.setattr(download, "download", forbidden)
+
+
+def with_plugins(monkeypatch, **plugins) -> None:
+    """Make the registry load these extra dataset plugin classes by name (test plugins)."""
+    from sansa_cli import registry
+
+    real = registry.load
+
+    def load(kind: str, name: str):
+        if kind == "dataset" and name in plugins:
+            return plugins[name]
+        return real(kind, name)
+
+    monkeypatch.setattr(registry, "load", load)

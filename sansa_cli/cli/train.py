@@ -20,16 +20,25 @@ def train(
         "--resume", help="Continue the run in this directory exactly where it stopped.",
         **_FLAG)] = None,
     config: Annotated[Optional[Path], typer.Option(
-        "--config", help="YAML file of settings; flags given on the command line win.",
+        "--config", help="YAML file of settings (the paper's recipes: configs/*.yaml); flags "
+        "given on the command line win.",
         **_FLAG)] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Dataset plugin, e.g. "
-                                                   "coco20i (see `sansa info`).", **_FLAG)] = None,
-    data_root: Annotated[Optional[str], typer.Option("--data-root", help="Dataset folder.",
-                                                     **_FLAG)] = None,
-    fold: Annotated[Optional[int], typer.Option("--fold", help="Fold whose other classes train "
-                                                "(default 0).", **_FLAG)] = None,
+    dataset: Annotated[Optional[str], typer.Option(
+        "--dataset", help="Dataset plugin, e.g. coco20i (see `sansa info`), or mix with --mix.",
+        **_FLAG)] = None,
+    mix: Annotated[Optional[str], typer.Option(
+        "--mix", help="Train on several datasets, NAME:WEIGHT,... e.g. coco20i:0.45,lvis92i:0.4; "
+        "each episode picks its dataset by weight (weights are normalised: they need not sum "
+        "to 1).", **_FLAG)] = None,
+    data_root: Annotated[Optional[list[str]], typer.Option(
+        "--data-root", help="Dataset folder; with --mix one per dataset, NAME=DIR,... (or the "
+        "flag repeated).", **_FLAG)] = None,
+    fold: Annotated[Optional[str], typer.Option(
+        "--fold", help="Fold whose other classes train (default 0), or all: every class of "
+        "every dataset, none held out.", **_FLAG)] = None,
     dataset_option: Annotated[Optional[list[str]], typer.Option(
-        "--dataset-option", help="Dataset option KEY=VALUE (repeatable).", **_FLAG)] = None,
+        "--dataset-option", help="Dataset option KEY=VALUE (repeatable); with --mix "
+        "NAME.KEY=VALUE, e.g. lvis92i.membership=fixed.", **_FLAG)] = None,
     adapter: opt.AdapterName = None,
     bottleneck: opt.Bottleneck = None,
     stages: opt.Stages = None,
@@ -54,7 +63,8 @@ def train(
     steps: Annotated[Optional[int], typer.Option("--steps", help="A step budget instead of "
                                                  "epochs.", **_FLAG)] = None,
     episodes_per_epoch: Annotated[Optional[int], typer.Option(
-        "--episodes-per-epoch", help="Default: one per training image.", **_FLAG)] = None,
+        "--episodes-per-epoch", help="Default: one per training image (of every dataset of "
+        "a mix).", **_FLAG)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
         "--batch-size", help="Global batch of episodes, split across processes (default 8).",
         **_FLAG)] = None,
@@ -64,8 +74,9 @@ def train(
     seed: Annotated[Optional[int], typer.Option("--seed", **_FLAG)] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="auto|cpu|cuda|mps.",
                                                   **_FLAG)] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="auto (bf16 on CUDA, "
-                                                     "else fp32)|fp32|bf16|fp16.", **_FLAG)] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="auto (bf16 on GPUs, fp16 "
+                                                     "where bf16 is not native; on CPUs bf16 only "
+                                                     "with native bf16, else fp32)|fp32|bf16|fp16.", **_FLAG)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Data-loading processes.",
                                                    **_FLAG)] = None,
     log_every: Annotated[Optional[int], typer.Option(

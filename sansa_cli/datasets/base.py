@@ -14,6 +14,11 @@ background, 1 object, 255 ignore), and how episodes are drawn:
 - :meth:`FewShotDataset.training_episode` draws one reference and ``seq_len`` targets of one
   training class from a caller-owned ``random.Random``.
 
+``fold=None`` means every class of the split, none held out (``sansa train --fold all``):
+:meth:`FewShotDataset.create` builds a plugin with one fold as fold 0; a plugin with several folds
+(or folds known per instance) handles ``None`` in its constructor and sets
+:attr:`FewShotDataset.supports_all_folds`, else ``create`` refuses it.
+
 Two class-level hooks let generic code (``sansa prepare``, ``sansa eval``) serve every plugin
 without naming one: :meth:`FewShotDataset.options_for_shot` (options that depend on the shot) and
 :meth:`FewShotDataset.build` (build the plugin's files from official source files, reading the
@@ -85,6 +90,8 @@ class FewShotDataset:
     episodes_per_fold: ClassVar[int | None] = None
     #: options only :meth:`build` reads; :meth:`create` accepts them and leaves them out
     build_options: ClassVar[tuple[str, ...]] = ()
+    #: True when the constructor takes ``fold=None``: every class of the split, none held out
+    supports_all_folds: ClassVar[bool] = False
 
     classes: list[int]  # every class of the fold and split, also one without images
 
@@ -101,15 +108,23 @@ class FewShotDataset:
             raise UserInputError(
                 f"{self.name} has no split {self.split!r}; use one of {', '.join(self.splits)}"
             )
-        if not isinstance(fold, int) or not 0 <= fold < self.num_folds:
+        every_class = fold is None and self.supports_all_folds
+        if not every_class and (not isinstance(fold, int) or not 0 <= fold < self.num_folds):
             raise UserInputError(
                 f"{self.name} has no fold {fold!r}; use 0..{self.num_folds - 1}"
             )
 
     @classmethod
-    def create(cls, root: str | Path, fold: int = 0, split: str | None = None, **options: Any):
+    def create(cls, root: str | Path, fold: int | None = 0, split: str | None = None,
+               **options: Any):
         """Build with keyword ``options``; an unknown option is a one-line error listing the
-        known ones."""
+        known ones. ``fold=None``: every class (see the module's docstring)."""
+        if fold is None and not cls.supports_all_folds:
+            if cls.num_folds != 1:
+                raise UserInputError(
+                    f"dataset '{cls.name}' cannot train on every class (fold all): its "
+                    f"{cls.num_folds} folds hold classes out; give a fold 0..{cls.num_folds - 1}")
+            fold = 0
         known = cls.option_names()
         unknown = sorted(k for k in options if k not in known)
         if unknown:
@@ -220,7 +235,9 @@ class FewShotDataset:
         """
         if seq_len < 1:
             raise UserInputError(f"seq_len must be positive, got {seq_len!r}")
-        pools = usable_pools(self)
+        if "_training_pools" not in self.__dict__:  # once: an epoch draws ~10^5 episodes
+            self._training_pools = usable_pools(self)
+        pools = self._training_pools
         cid = rng.choice(list(pools))
         pool = pools[cid]
         reference = rng.choice(pool)
@@ -232,7 +249,12 @@ class FewShotDataset:
         return TrainingEpisode(cid, reference, tuple(targets))
 
     def describe(self) -> str:
-        return f"{self.name} fold {self.fold} split {self.split} ({self.root})"
+        return f"{self.name} fold {fold_text(self.fold)} split {self.split} ({self.root})"
+
+
+def fold_text(fold: int | None) -> str:
+    """A fold as users write it: its number, or ``all`` for ``None``."""
+    return "all" if fold is None else str(fold)
 
 
 # -- samplers: each builds the whole list from one rng, in one place -----------------------------
@@ -256,8 +278,9 @@ def usable_pools(dataset: FewShotDataset) -> dict[int, list[str]]:
     pools = {cid: dataset.images(cid) for cid in dataset.classes}
     usable = {cid: pool for cid, pool in pools.items() if len(pool) >= 2}
     if not usable:
-        raise DatasetError(f"{dataset.name} fold {dataset.fold} split {dataset.split} has no "
-                           "class with 2 images; an episode needs a query and a support")
+        raise DatasetError(f"{dataset.name} fold {fold_text(dataset.fold)} split "
+                           f"{dataset.split} has no class with 2 images; an episode needs a query "
+                           "and a support")
     return usable
 
 

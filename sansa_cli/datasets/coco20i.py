@@ -11,10 +11,12 @@ read as data only (:func:`sansa_cli.artifacts.safe_pickle.load_data_pickle`: no 
 Fold ``f`` tests classes ``{f + 4v, v = 0..19}`` (interleaved); ``train`` holds the other 60 with
 images from ``trn/fold{f}.pkl``, ``val`` the fold's 20 with images from ``val/fold{f}.pkl`` (the
 benchmark's test episodes). A class the split file lists no image for stays in the fold (it scores
-0 in the mIoU over the fold's classes). The class index needs only the split files, no image is
-opened. Test protocol: 1000 episodes, class uniform over the fold's classes (those with 2 images),
-query uniform over the class's images, supports drawn independently rejecting only the query
-(repeats possible).
+0 in the mIoU over the fold's classes). Fold ``None`` (``--fold all``) holds out nothing: all 80
+classes, each with the images of the split's four files merged (for ``train`` what the SANSA
+release's fold -1 reads: it merges folds 0 and 1, whose union on HSNet's files is the same). The
+class index needs only the split files, no image is opened. Test protocol: 1000 episodes, class
+uniform over the fold's classes (those with 2 images), query uniform over the class's images,
+supports drawn independently rejecting only the query (repeats possible).
 
 :meth:`Coco20i.build` writes the masks and split files from the official COCO 2014 instances JSON
 (``root/annotations/instances_{train,val}2014.json``, see :mod:`sansa_cli.datasets.prepare_coco`);
@@ -36,6 +38,7 @@ from sansa_cli.datasets.base import (
     Episode,
     FewShotDataset,
     Track,
+    fold_text,
     no_track,
     sample_uniform_class,
 )
@@ -70,6 +73,13 @@ def _read_split(path: Path, mtime_ns: int) -> dict[int, tuple[str, ...]]:
     return {int(k): tuple(sorted(v)) for k, v in table.items()}
 
 
+def _union(tables: list[dict[int, tuple[str, ...]]]) -> dict[int, tuple[str, ...]]:
+    """Class -> the sorted images any of ``tables`` lists for it (fold all)."""
+    classes = {cid for table in tables for cid in table}
+    return {cid: tuple(sorted({i for table in tables for i in table.get(cid, ())}))
+            for cid in classes}
+
+
 class Coco20i(FewShotDataset):
     """COCO-20i: 4 interleaved folds of 20 classes (HSNet layout)."""
 
@@ -80,23 +90,27 @@ class Coco20i(FewShotDataset):
     default_canvas = 640
     episodes_per_fold = 1000
     build_options = ("min_pixels",)
+    supports_all_folds = True
 
-    def __init__(self, root: str | Path, fold: int = 0, split: str | None = None, *,
+    def __init__(self, root: str | Path, fold: int | None = 0, split: str | None = None, *,
                  splits: str | Path | None = None, image_root: str | Path | None = None):
         super().__init__(root, fold, split)
-        name = f"fold{fold}.pkl"
-        probe = f"{SPLIT_FILES[self.split]}/{name}"
+        folds = range(self.num_folds) if fold is None else [fold]
+        probe = f"{SPLIT_FILES[self.split]}/fold{folds[0]}.pkl"
         self.split_dir = find_split_dir(splits, self.root / "splits", "coco", probe)
         self.image_root = Path(image_root).expanduser() if image_root else self.root
-        path = self.split_dir / probe
-        table = _read_split(path, path.stat().st_mtime_ns)
-        test = set(fold_classes(fold))
-        wanted = sorted(test) if self.split == "val" else sorted(set(range(NUM_CLASSES)) - test)
+        paths = [self.split_dir / SPLIT_FILES[self.split] / f"fold{f}.pkl" for f in folds]
+        tables = [_read_split(path, path.stat().st_mtime_ns) for path in paths]
+        test = set() if fold is None else set(fold_classes(fold))
+        everything = set(range(NUM_CLASSES))
+        wanted = sorted(everything if fold is None else
+                        test if self.split == "val" else everything - test)
+        table = tables[0] if len(tables) == 1 else _union(tables)
         self._images = {cid: list(table.get(cid, ())) for cid in wanted}
         self.classes = wanted
         if not any(self._images.values()):
-            raise DatasetError(f"split file {path} lists no image for fold {fold}'s classes; "
-                               "check --splits")
+            raise DatasetError(f"split file {paths[0]} lists no image for fold "
+                               f"{fold_text(fold)}'s classes; check --splits")
 
     @classmethod
     def build(cls, root: Path, out: Path | None, options: dict[str, Any],
@@ -128,8 +142,8 @@ class Coco20i(FewShotDataset):
         try:
             return self._images[cid]
         except KeyError:
-            raise UserInputError(f"class {cid} is not in coco20i fold {self.fold} split "
-                                 f"{self.split}; its classes are {self.classes}") from None
+            raise UserInputError(f"class {cid} is not in coco20i fold {fold_text(self.fold)} "
+                                 f"split {self.split}; its classes are {self.classes}") from None
 
     def mask_path(self, image_id: str) -> Path:
         folder, _, file = image_id.rpartition("/")

@@ -16,7 +16,8 @@ split file defines folds::
 
 A fold's keys are ``train``, ``val`` and ``test`` only, each a non-empty list of class folder
 names; the whole file is checked when read. ``val`` falls back to ``test`` when a fold has no
-``val`` list. Class ids are positions in the sorted list of class folders. Test protocol: each
+``val`` list. Fold ``None`` (``--fold all``) holds out nothing: every class folder in every split.
+Class ids are positions in the sorted list of class folders. Test protocol: each
 image of each class is the query once, supports drawn independently from the class's other
 images.
 """
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from sansa_cli.datasets.base import FewShotDataset
+from sansa_cli.datasets.base import FewShotDataset, fold_text
 from sansa_cli.datasets.reading import natural_key, open_mask_array, open_rgb
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
 
@@ -46,8 +47,9 @@ class Folder(FewShotDataset):
     eval_split = "test"
     default_canvas = None
     episodes_per_fold = None  # one per image
+    supports_all_folds = True  # the number of folds is known only once the split file is read
 
-    def __init__(self, root: str | Path, fold: int = 0, split: str | None = None, *,
+    def __init__(self, root: str | Path, fold: int | None = 0, split: str | None = None, *,
                  splits: str | Path | None = None):
         root = Path(root).expanduser()
         self.split_file = Path(splits).expanduser() if splits else root / "splits.json"
@@ -62,7 +64,7 @@ class Folder(FewShotDataset):
         if not self._names:
             raise DatasetError(f"{self.root / 'images'} holds no class folder; add images/<class>/")
         #: False: train, val and test are the same images (see :meth:`notes`)
-        self.held_out = folds is not None
+        self.held_out = folds is not None and fold is not None
         self._check_names(folds or [])
         self.classes = self._select(folds)
         self._images: dict[int, list[str]] = {}
@@ -82,12 +84,14 @@ class Folder(FewShotDataset):
         """One-line warnings about how this dataset will be used (shown by train and prepare)."""
         if self.held_out:
             return []
-        return [f"folder dataset {self.root} has no split file ({self.split_file.name}): train, "
-                "val and test are the same images of every class, so scores measure fit, not "
-                "few-shot generalisation; add splits.json to hold classes out"]
+        why = ("is used with fold all" if self.split_file.exists() else
+               f"has no split file ({self.split_file.name})")
+        return [f"folder dataset {self.root} {why}: train, val and test are the same images of "
+                "every class, so scores measure fit, not few-shot generalisation; add splits.json "
+                "to hold classes out"]
 
     def _select(self, folds: list[dict] | None) -> list[int]:
-        if folds is None:
+        if folds is None or self.fold is None:
             return list(range(len(self._names)))
         chosen = folds[self.fold].get(self.split)
         if chosen is None and self.split == "val":
@@ -107,8 +111,8 @@ class Folder(FewShotDataset):
     def images(self, cid: int) -> list[str]:
         if cid not in self._images:
             if cid not in self.classes:
-                raise UserInputError(f"class {cid} is not in folder fold {self.fold} split "
-                                     f"{self.split}; its classes are {self.classes}")
+                raise UserInputError(f"class {cid} is not in folder fold {fold_text(self.fold)} "
+                                     f"split {self.split}; its classes are {self.classes}")
             folder = self.root / "images" / self._names[cid]
             files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
             self._images[cid] = [f"{folder.name}/{f}" for f in sorted(files, key=natural_key)]

@@ -29,6 +29,8 @@ Which classes are eligible is option ``membership``:
 :meth:`Lvis92i.options` records the membership and the shot (null for ``fixed``) with the
 absolute annotation and image folders, in episode lists and ``results.json``.
 ``train`` holds every category of the train annotations except the fold's test classes (Matcher).
+Fold ``None`` (``--fold all``) holds out nothing: ``train`` holds every train category, ``val`` the
+classes of all ten folds.
 Test protocol: 2300 episodes, classes visited round-robin in fold order (25 each), query uniform
 over the class's images, supports drawn independently rejecting only the query.
 """
@@ -45,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from sansa_cli.artifacts.safe_pickle import load_data_pickle
-from sansa_cli.datasets.base import Episode, FewShotDataset, sample_round_robin
+from sansa_cli.datasets.base import Episode, FewShotDataset, fold_text, sample_round_robin
 from sansa_cli.datasets.reading import open_rgb, opened_image
 from sansa_cli.datasets.segmentation import merged_mask
 from sansa_cli.errors import DatasetError, MissingFileError, UserInputError
@@ -134,11 +136,14 @@ def find_annotations(folders: list[Path], split: str) -> Path:
                            "--dataset-option annotations=DIR")
 
 
-def fold_members(index: LvisIndex, fold: int, min_images: int, num_folds: int = 10) -> list[int]:
+def fold_members(index: LvisIndex, fold: int | None, min_images: int,
+                 num_folds: int = 10) -> list[int]:
     """Eligible classes (more than ``min_images`` images) dealt round-robin; fold ``fold``'s
-    share."""
+    share (``None``: every fold's, in eligible order)."""
     eligible = [cid for cid, images in index.per_class.items() if len(images) > min_images]
     per_fold = len(eligible) // num_folds
+    if fold is None:
+        return eligible[:per_fold * num_folds]
     return [eligible[fold + num_folds * v] for v in range(per_fold)]
 
 
@@ -151,8 +156,9 @@ class Lvis92i(FewShotDataset):
     eval_split = "val"
     default_canvas = 640
     episodes_per_fold = 2300
+    supports_all_folds = True
 
-    def __init__(self, root: str | Path, fold: int = 0, split: str | None = None, *,
+    def __init__(self, root: str | Path, fold: int | None = 0, split: str | None = None, *,
                  annotations: str | Path | None = None, image_root: str | Path | None = None,
                  membership: str = "lineage", shot: int | None = None):
         super().__init__(root, fold, split)
@@ -171,11 +177,12 @@ class Lvis92i(FewShotDataset):
             self.index, self.classes = self.val, test
         else:
             self.index = self._index(folders, "train")
-            self.classes = [c for c in self.index.per_class if c not in set(test)]
+            held_out = set() if fold is None else set(test)
+            self.classes = [c for c in self.index.per_class if c not in held_out]
         if not self.classes:
-            raise DatasetError(f"lvis92i fold {fold} has no {self.split} class: the annotations "
-                               f"have {len(self.val.per_class)} val classes; use the full LVIS v1 "
-                               "files")
+            raise DatasetError(f"lvis92i fold {fold_text(fold)} has no {self.split} class: the "
+                               f"annotations have {len(self.val.per_class)} val classes; use the "
+                               "full LVIS v1 files")
 
     @classmethod
     def options_for_shot(cls, options: dict[str, Any], shot: int) -> dict[str, Any]:

@@ -9,7 +9,8 @@ Layout under ``root`` (the VOC2012 folder)::
 Split lines are ``<name>__<class 1..20>``. Class ids here are 0-based (0..19); fold ``f`` tests
 classes ``5f .. 5f+4``. ``val`` reads ``val/fold{f}.txt`` (the benchmark's test episodes);
 ``train`` reads ``trn/fold{g}.txt`` of the three other folds, as HSNet does, and holds the other 15
-classes. A class the split files list no image for stays in the fold (it scores 0). Masks keep 255
+classes. A class the split files list no image for stays in the fold (it scores 0). Fold ``None``
+(``--fold all``) holds out nothing: all 20 classes, from the split's four files. Masks keep 255
 (object borders) as ignore. Test protocol: 1000 episodes cycling through the split file's (image,
 class) lines in order (those of classes with 2 images), supports drawn independently from the
 class's images rejecting only the query.
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sansa_cli.datasets.base import Episode, FewShotDataset, sample_pairs
+from sansa_cli.datasets.base import Episode, FewShotDataset, fold_text, sample_pairs
 from sansa_cli.datasets.reading import (
     find_split_dir,
     open_mask_array,
@@ -49,13 +50,15 @@ class Pascal5i(FewShotDataset):
     eval_split = "val"
     default_canvas = None
     episodes_per_fold = 1000
+    supports_all_folds = True
 
-    def __init__(self, root: str | Path, fold: int = 0, split: str | None = None, *,
+    def __init__(self, root: str | Path, fold: int | None = 0, split: str | None = None, *,
                  splits: str | Path | None = None):
         super().__init__(root, fold, split)
-        probe = f"{SPLIT_FILES[self.split]}/fold{fold}.txt"
+        probe = f"{SPLIT_FILES[self.split]}/fold{fold or 0}.txt"
         self.split_dir = find_split_dir(splits, self.root / "splits", "pascal", probe)
-        folds = [fold] if self.split == "val" else [g for g in range(4) if g != fold]
+        folds = ([g for g in range(4) if g != fold] if self.split == "train" or fold is None
+                 else [fold])
         self.pairs: list[tuple[str, int]] = []
         for g in folds:
             path = self.split_dir / SPLIT_FILES[self.split] / f"fold{g}.txt"
@@ -63,13 +66,15 @@ class Pascal5i(FewShotDataset):
         if not self.pairs:
             raise DatasetError(f"pascal5i split files in {self.split_dir} list no image; "
                                "check --splits")
-        test = set(fold_classes(fold))
-        self.classes = sorted(test if self.split == "val" else set(range(len(VOC_CLASSES))) - test)
+        everything = set(range(len(VOC_CLASSES)))
+        test = everything if fold is None else set(fold_classes(fold))
+        self.classes = sorted(test if self.split == "val" or fold is None else everything - test)
         images: dict[int, set[str]] = {cid: set() for cid in self.classes}
         for image, cid in self.pairs:
             if cid not in images:
                 raise DatasetError(f"split files in {self.split_dir} list {image} for class "
-                                   f"{cid + 1}, which is not a {self.split} class of fold {fold}; "
+                                   f"{cid + 1}, which is not a {self.split} class of fold "
+                                   f"{fold_text(fold)}; "
                                    "use HSNet's Pascal split files")
             images[cid].add(image)
         self._sorted = {cid: sorted(found) for cid, found in images.items()}
@@ -85,8 +90,8 @@ class Pascal5i(FewShotDataset):
         try:
             return self._sorted[cid]
         except KeyError:
-            raise UserInputError(f"class {cid} is not in pascal5i fold {self.fold} split "
-                                 f"{self.split}; its classes are {self.classes}") from None
+            raise UserInputError(f"class {cid} is not in pascal5i fold {fold_text(self.fold)} "
+                                 f"split {self.split}; its classes are {self.classes}") from None
 
     def files(self, image_id: str) -> list[Path]:
         return [self.root / "JPEGImages" / f"{image_id}.jpg",

@@ -17,6 +17,7 @@ from typing import Any
 
 from sansa_cli.core import choices
 from sansa_cli.errors import UserInputError
+from sansa_cli.train import mixture
 
 LOSSES = ("bce-dice", "focal-dice")
 PRECISIONS = ("auto", *choices.PRECISIONS)
@@ -26,10 +27,11 @@ PRECISIONS = ("auto", *choices.PRECISIONS)
 class TrainConfig:
     """Every setting of a training run; saved as ``RUN_DIR/config.yaml``."""
 
-    dataset: str = ""
-    data_root: str = ""
-    fold: int = 0
-    dataset_options: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""  # a plugin, or "mix" (train/mixture.py)
+    data_root: str | dict[str, str] = ""  # a folder, or one per dataset of the mix
+    fold: int | str = 0  # or "all": every class, none held out
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # of a mix: per dataset
+    mix: dict[str, float] = field(default_factory=dict)  # dataset -> weight (normalised)
     adapter: str = "adaptformer"
     adapter_options: dict[str, Any] = field(default_factory=dict)
     # The paper's base: SAM 2.0 Hiera-L without the object-score head.
@@ -44,7 +46,7 @@ class TrainConfig:
     grad_clip: float = 0.1
     epochs: int = 5
     steps: int | None = None  # a step budget instead of epochs
-    episodes_per_epoch: int | None = None  # default: the split's number of images
+    episodes_per_epoch: int | None = None  # default: the training images (of every dataset)
     batch_size: int = 8  # global, split across processes
     augment: bool = False
     seed: int = 0
@@ -68,8 +70,21 @@ class TrainConfig:
         for name, kind in _field_types().items():
             value = getattr(self, name)
             setattr(self, name, _checked(name, value, kind, _where(name, origins.get(name))))
-        if not self.dataset or not self.data_root:
-            raise UserInputError("training needs --dataset NAME and --data-root DIR")
+        if self.mix and not self.dataset:
+            self.dataset = mixture.MIX
+        if self.dataset == mixture.MIX:
+            if not self.mix:
+                raise UserInputError("--dataset mix needs --mix NAME:WEIGHT,..., e.g. --mix "
+                                     "coco20i:0.45,lvis92i:0.4")
+            where = _where("dataset_options", origins.get("dataset_options"))
+            self.dataset_options = mixture.nested_options(self.dataset_options, list(self.mix),
+                                                          where)
+        elif self.mix:
+            raise UserInputError(f"--mix trains on several datasets, but --dataset is "
+                                 f"{self.dataset}; give --dataset mix or drop --mix")
+        if not self.dataset or (self.dataset != mixture.MIX and not self.data_root):
+            raise UserInputError("training needs --dataset NAME and --data-root DIR (or --dataset "
+                                 "mix --mix NAME:WEIGHT,... --data-root NAME=DIR,...)")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,7 +93,7 @@ class TrainConfig:
 
 # -- the rules, one table for flags and files ---------------------------------------------------
 #: the smallest value of each numeric setting (``lr`` must be above it)
-MINIMUM = {"fold": 0, "seq_len": 1, "lr": 0, "weight_decay": 0, "warmup_steps": 0,
+MINIMUM = {"seq_len": 1, "lr": 0, "weight_decay": 0, "warmup_steps": 0,
            "grad_clip": 0, "epochs": 1, "steps": 1, "episodes_per_epoch": 1, "batch_size": 1,
            "seed": 0, "workers": 0, "save_every": 0, "log_every": 0, "progress_seconds": 0,
            "val_episodes": 0, "val_shot": 1}
@@ -97,8 +112,32 @@ def _where(name: str, origin: str | None) -> str:
     return f"--{name.replace('_', '-')}" if origin is None else f"{name} in {origin}"
 
 
+def _fold(value: Any, where: str) -> int | str:
+    """A fold number (text from a flag too), or ``all``."""
+    if value == mixture.ALL:
+        return value
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserInputError(f"{where} is {value!r}, not a whole number or all; give one such as "
+                             "0, or all (every class, none held out)")
+    if value < 0:
+        raise UserInputError(f"{where} is {value!r}; it must be at least 0, or all (every class: "
+                             "what the release's -1 meant)")
+    return value
+
+
+#: settings with their own rule: name -> check(value, where) -> value
+SPECIAL = {"fold": _fold, "mix": mixture.checked_mix, "data_root": mixture.checked_roots}
+
+
 def _checked(name: str, value: Any, kind: Any, where: str) -> Any:
     """``value`` if it fits ``kind`` and the rules of ``name`` (floats may arrive as text)."""
+    if name in SPECIAL:
+        return SPECIAL[name](value, where)
     args = typing.get_args(kind)
     if type(None) in args:
         if value is None:
@@ -179,6 +218,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
             raise UserInputError(f"config file {path} must hold a mapping of settings")
         origins = {str(k): str(path) for k in values}
     given = {k: v for k, v in overrides.items() if v is not None}
+    if isinstance(values.get("data_root"), dict) and isinstance(given.get("data_root"), dict):
+        given["data_root"] = {**values["data_root"], **given["data_root"]}  # NAME=DIR adds
     values.update(given)
     for key in given:
         origins.pop(key, None)
@@ -191,9 +232,15 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
     config = TrainConfig(**values).check(origins)
     for key in ("data_root", "sam2_checkpoint", "sam2"):  # runs resume from anywhere
         value = getattr(config, key)
-        if value is not None and (key != "sam2" or value.endswith((".yaml", ".yml"))):
-            setattr(config, key, str(Path(value).expanduser().resolve()))
+        if isinstance(value, dict):
+            setattr(config, key, {k: _absolute(v) for k, v in value.items()})
+        elif value and (key != "sam2" or value.endswith((".yaml", ".yml"))):
+            setattr(config, key, _absolute(value))
     return config
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -25,6 +25,10 @@ def run_train(out: Path | None, resume: Path | None, config_file: Path | None, f
         config = load_config(saved, {k: v for k, v in flags.items() if k in RESUME_FLAGS})
         return Run(config, resume, resume=True).train()
     overrides = {k: v for k, v in flags.items() if k not in ADAPTER_FLAGS + ("config",)}
+    if "data_root" in overrides:  # one folder, or NAME=DIR pairs for a mixture
+        from sansa_cli.train.mixture import parse_roots
+
+        overrides["data_root"] = parse_roots(overrides["data_root"])
     if "dataset_option" in overrides:
         overrides["dataset_options"] = key_values(overrides.pop("dataset_option"),
                                                   "--dataset-option", "membership=fixed")

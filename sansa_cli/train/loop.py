@@ -24,6 +24,7 @@ from sansa_cli.train.chain import EpisodeChain
 from sansa_cli.train.config import TrainConfig, save_config
 from sansa_cli.train.display import TrainDisplay
 from sansa_cli.train.episode_data import EpisodeTensors, epoch_episodes, rank_indices
+from sansa_cli.train.mixture import MIX
 from sansa_cli.train.preflight import LOG_FIX, check_run
 from sansa_cli.train.setup import (
     build_parts,
@@ -107,6 +108,8 @@ class Run:
         checked = check_run(config, out, self.resume, ctx, show)  # before any download or build
         for warning in checked.warnings if show else ():
             print(f"warning: {warning}", file=sys.stderr, flush=True)
+        if show and config.dataset == MIX:
+            print(f"training on a {checked.dataset.describe()}", file=sys.stderr, flush=True)
         self.validator = checked.validator
         parts = build_parts(config, ctx, device, checked.dataset)
         self.parts, self.ctx, self.device = parts, ctx, device
@@ -213,21 +216,26 @@ class Run:
         return step
 
     def _validate(self, step: int, epoch: int, display: TrainDisplay) -> None:
-        """Score the fold's validation episodes; keep ``best.pt`` for the best mIoU so far."""
+        """Score each dataset's validation episodes; keep ``best.pt`` for the best mIoU (of a
+        mixture: the mean over its datasets) so far."""
         if not self.config.val_episodes:
             return
         if self.validator is None:
-            from sansa_cli.train.validation import Validator
+            from sansa_cli.train.validation import Validation
 
-            self.validator = Validator(self.config, self.ctx.rank, self.ctx.world)
-        miou = self.validator.score(self.parts.sam, self.device, self.precision)
+            self.validator = Validation(self.config, self.ctx.rank, self.ctx.world)
+        if not self.validator.validators:
+            return  # no dataset to validate on (said once, before training)
+        scores = self.validator.score(self.parts.sam, self.device, self.precision)
+        miou = None if scores is None else sum(scores.values()) / len(scores)
         improved = distributed.broadcast_from_main(
             miou is not None and (self.best is None or miou > self.best))
         if self.ctx.is_main:
-            self._log({"step": step, "epoch": epoch, "val_miou": miou,
-                       "val_episodes": len(self.validator.episodes)})
-            display.message(f"epoch {epoch}: validation mIoU {miou:.2f}"
-                            + (" (best so far)" if improved else ""))
+            row, lines = self.validator.report(step, epoch, scores)
+            self._log(row)
+            lines[-1] += " (best so far)" if improved else ""
+            for line in lines:
+                display.message(line)
         if improved:
             self.best = distributed.broadcast_from_main(miou)
             self._save(step, "best.pt")

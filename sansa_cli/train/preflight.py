@@ -1,6 +1,7 @@
 """Everything a training run checks before it downloads a checkpoint, builds a model or takes a
-step: the run folder, the plugin names and options, the base model's files, the datasets, their
-files and their masks. Each problem is one line naming the bad value and the fix.
+step: the run folder, the plugin names and options, the base model's files, the datasets (every
+one of a mixture: name, folder, options), their files and their masks. Each problem is one line
+naming the bad value and the fix.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sansa_cli.errors import (
     UserInputError,
 )
 from sansa_cli.train.config import TrainConfig
+from sansa_cli.train.mixture import MIX, Entry, Mixture, check_roots, dataset_fold, entries
 
 #: training masks loaded to see that some object is marked (a bounded sample: the check must
 #: stay fast on COCO-sized datasets)
@@ -28,7 +30,8 @@ LOG_FIX = "remove that line (the log is a record only) and resume"
 
 @dataclass
 class Checked:
-    """What the checks built, handed to the run: the training split, the validator, warnings."""
+    """What the checks built, handed to the run: the training split (a plugin's, or a
+    :class:`~sansa_cli.train.mixture.Mixture` of them), the validation, warnings."""
 
     dataset: object
     validator: object | None
@@ -38,40 +41,68 @@ class Checked:
 def check_run(config: TrainConfig, out: Path, resume: bool, ctx, show: bool) -> Checked:
     """Check everything a run needs, cheapest first; nothing is written or downloaded.
 
-    Every process runs the cheap checks; the main process alone reads the dataset's files (with
+    Every process runs the cheap checks; the main process alone reads the datasets' files (with
     a progress bar on a terminal when ``show``) and passes its verdict to the others.
     """
-    from sansa_cli import registry
     from sansa_cli.adapters.base import build_strategy
     from sansa_cli.datasets.base import usable_pools
     from sansa_cli.train.setup import epoch_plan
 
     check_run_dir(out, resume)
-    cls = registry.load("dataset", config.dataset)
+    plugins = check_entries(config)
     build_strategy(config.adapter, config.adapter_options)  # names and options, no model
     check_base_files(config)
-    # Where fold membership depends on the shot, the held-out classes are the validation shot's.
-    options = cls.options_for_shot(config.dataset_options, config.val_shot)
-    dataset = cls.create(config.data_root, config.fold, "train", **options)
-    usable_pools(dataset)
+    members = {}
+    for entry in entries(config):
+        cls = plugins[entry.name]
+        # Where fold membership depends on the shot, the held-out classes are the validation
+        # shot's.
+        options = cls.options_for_shot(entry.options, config.val_shot)
+        members[entry.name] = cls.create(entry.root, dataset_fold(config.fold), "train",
+                                         **options)
+        usable_pools(members[entry.name])
+    dataset = (Mixture(members, config.mix) if config.dataset == MIX
+               else members[config.dataset])
     epoch_plan(config, dataset, ctx.world)
-    validator = None
+    validation = None
     if config.val_episodes:
-        from sansa_cli.train.validation import Validator
+        from sansa_cli.train.validation import Validation
 
-        validator = Validator(config, ctx.rank, ctx.world)
+        validation = Validation(config, ctx.rank, ctx.world)
     failure = None
     if ctx.is_main:
         try:
-            check_files(dataset, validator, config, show)
-            check_masks(dataset)
+            for entry in entries(config):
+                validators = [v for v in getattr(validation, "validators", ())
+                              if v.name == entry.name]
+                check_files(members[entry.name], validators, _prepare_command(entry), show)
+                check_masks(members[entry.name])
         except SansaError as exc:
             failure = (type(exc), str(exc))
     failure = distributed.broadcast_from_main(failure)
     if failure is not None:
         raise failure[0](failure[1])
-    warnings = list(dataset.notes())
-    return Checked(dataset, validator, warnings)
+    warnings = [*dataset.notes(), *(validation.notes() if validation else [])]
+    return Checked(dataset, validation, warnings)
+
+
+def check_entries(config: TrainConfig) -> dict[str, type]:
+    """Every dataset of the run: a registered plugin, a folder given (and none for a dataset
+    the run does not name); returns name -> plugin class. Weights and option names were
+    checked with the config (``train/config.py``)."""
+    from sansa_cli import registry
+    from sansa_cli.errors import PluginError
+
+    plugins = {}
+    for entry in entries(config):
+        try:
+            plugins[entry.name] = registry.load("dataset", entry.name)
+        except PluginError as exc:
+            if config.dataset != MIX:
+                raise
+            raise PluginError(f"--mix: {exc}") from None
+    check_roots(config)
+    return plugins
 
 
 def check_run_dir(out: Path, resume: bool) -> None:
@@ -114,11 +145,12 @@ def check_base_files(config: TrainConfig) -> None:
         sam2_checkpoint(spec, config.sam2_checkpoint, download=False)
 
 
-def check_files(dataset, validator, config: TrainConfig, show: bool) -> int:
-    """Every file of the training split and of the validation episodes opens as an image (a
-    header check, as ``sansa prepare`` does); returns the number of files checked."""
+def check_files(dataset, validators, prepare_command: str, show: bool) -> int:
+    """Every file of the training split and of the ``validators``' episodes (of the same
+    dataset) opens as an image (a header check, as ``sansa prepare`` does); returns the number
+    of files checked."""
     paths = {p: None for image in dataset.image_ids() for p in dataset.files(image)}
-    if validator is not None:
+    for validator in validators:
         images = {i for e in validator.episodes for i in (e.target, *e.references)}
         paths.update({p: None for image in sorted(images) for p in validator.dataset.files(image)})
     bad = _problems(list(paths), show)
@@ -129,7 +161,7 @@ def check_files(dataset, validator, config: TrainConfig, show: bool) -> int:
                  f"{path} is unreadable ({reason})")
         raise DatasetError(
             f"{first}; {len(bad)} of the {len(paths)} files training reads are missing or "
-            f"unreadable: run `{_prepare_command(config)}` to list them")
+            f"unreadable: run `{prepare_command}` to list them")
     return len(paths)
 
 
@@ -155,9 +187,9 @@ def _track(items, total: int, description: str):
                  transient=True)
 
 
-def _prepare_command(config: TrainConfig) -> str:
-    options = "".join(f" --dataset-option {k}={v}" for k, v in config.dataset_options.items())
-    return f"sansa prepare {config.dataset} --data-root {config.data_root}{options}"
+def _prepare_command(entry: Entry) -> str:
+    options = "".join(f" --dataset-option {k}={v}" for k, v in entry.options.items())
+    return f"sansa prepare {entry.name} --data-root {entry.root}{options}"
 
 
 def check_masks(dataset) -> None:

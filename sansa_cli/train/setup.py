@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -93,8 +94,9 @@ def optimizer_and_schedule(config: TrainConfig, trainable: dict, total_steps: in
 
 
 def resolve_precision(config: TrainConfig, device) -> str:
-    if config.precision != "auto":
-        return config.precision
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
+    """The run's autocast precision (``auto``: see :func:`sansa_cli.core.device.resolve_precision`;
+    an emulated bf16 on a CPU warns)."""
+    from sansa_cli.core.device import resolve_precision as resolve
+
+    return resolve(config.precision, device, lambda message: print(f"warning: {message}",
+                                                                   file=sys.stderr))

@@ -100,8 +100,9 @@ def predict(
     Every input is checked before the model is built. A target that only fails while being
     segmented (a truncated JPEG: its header is fine) stops the run there, naming it and how many
     targets were finished; --resume then continues. An animated image (GIF, APNG, WebP) is
-    segmented on its first frame, with a warning. Images above SANSA_MAX_PIXELS pixels (default 178956970) are refused. Two runs
-    cannot write one --out at once, and --out may not be a folder that holds targets.
+    segmented on its first frame, with a warning. Images above SANSA_MAX_PIXELS pixels (default
+    178956970) are refused. Two runs cannot write one --out at once, and --out may not be a
+    folder that holds targets.
     """
     from sansa_cli.predict.job import PredictJob, run_predict
     from sansa_cli.predict.labelling import LabelOptions, parse_formats

@@ -74,9 +74,9 @@ def train(
     seed: Annotated[Optional[int], typer.Option("--seed", **_FLAG)] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="auto|cpu|cuda|mps.",
                                                   **_FLAG)] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="auto (bf16 on GPUs, fp16 "
-                                                     "where bf16 is not native; on CPUs bf16 only "
-                                                     "with native bf16, else fp32)|fp32|bf16|fp16.", **_FLAG)] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        "--precision", help="auto (bf16 on GPUs, fp16 where bf16 is not native; on CPUs bf16 "
+        "only with native bf16, else fp32)|fp32|bf16|fp16.", **_FLAG)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Data-loading processes.",
                                                    **_FLAG)] = None,
     log_every: Annotated[Optional[int], typer.Option(

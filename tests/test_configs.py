@@ -75,3 +75,14 @@ def test_the_generalist_recipe(tmp_path):
     check_paper_settings(config, RELEASE_GENERALIST_BOTTLENECK, PAPER_EPOCHS_GENERALIZATION)
     changed = load_config(CONFIGS / "generalist.yaml", {"data_root": roots, "epochs": 1})
     assert changed.epochs == 1  # a flag wins over the file
+
+
+def test_a_flag_changes_one_adapter_option_and_keeps_the_files_others():
+    from sansa_cli.train.config import load_config
+
+    config = load_config(CONFIGS / "generalist.yaml", {"adapter_options": {"bottleneck": 0.5}})
+    assert config.adapter_options["bottleneck"] == 0.5
+    assert list(config.adapter_options["stages"]) == [2, 3]
+    other = load_config(CONFIGS / "generalist.yaml", {"adapter": "lora",
+                                                      "adapter_options": {"rank": 4}})
+    assert other.adapter_options == {"rank": 4}  # another strategy: the file's options are not its

@@ -220,6 +220,11 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
     given = {k: v for k, v in overrides.items() if v is not None}
     if isinstance(values.get("data_root"), dict) and isinstance(given.get("data_root"), dict):
         given["data_root"] = {**values["data_root"], **given["data_root"]}  # NAME=DIR adds
+    same_adapter = given.get("adapter", values.get("adapter")) == values.get("adapter")
+    for key in ("adapter_options", "dataset_options"):  # a flag sets its key, keeps the rest
+        if (isinstance(values.get(key), dict) and isinstance(given.get(key), dict)
+                and (key == "dataset_options" or same_adapter)):
+            given[key] = {**values[key], **given[key]}
     values.update(given)
     for key in given:
         origins.pop(key, None)

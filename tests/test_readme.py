@@ -26,6 +26,7 @@ PAGES = (README, REPO / "docs" / "reproducing.md")
 #: command -> the library functions it may call (module, name); the recorder replaces them
 ENTRY_POINTS = {
     "predict": [("sansa_cli.predict.job", "run_predict")],
+    "export-onnx": [("sansa_cli.onnx.export", "export_onnx")],
     "train": [("sansa_cli.train.job", "run_train")],
     "eval": [("sansa_cli.evaluation", "run_eval")],
     "prepare": [("sansa_cli.datasets.prepare", "prepare_dataset"),

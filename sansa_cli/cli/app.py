@@ -24,6 +24,7 @@ def _register() -> None:
     from sansa_cli.cli import (
         eval,
         export_adapters,
+        export_onnx,
         info,
         predict,
         prepare,
@@ -36,6 +37,7 @@ def _register() -> None:
     app.command("prepare", no_args_is_help=True)(prepare.prepare)
     app.command("train", no_args_is_help=True)(train.train)
     app.command("export-adapters", no_args_is_help=True)(export_adapters.export_adapters)
+    app.command("export-onnx", no_args_is_help=True)(export_onnx.export_onnx)
     app.command("visualize-features", no_args_is_help=True)(visualize_features.visualize_features)
     app.command("eval", no_args_is_help=True)(eval.eval_command)
 

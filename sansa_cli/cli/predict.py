@@ -48,6 +48,10 @@ def predict(
     recursive: Annotated[bool, typer.Option(
         "--recursive", "-r", help="Walk subfolders of target folders (not --out; not hidden "
         "ones) and mirror their paths under --out.")] = False,
+    onnx: Annotated[Optional[Path], typer.Option(
+        "--onnx", help="Run an ONNX export (from sansa export-onnx) with onnxruntime instead of "
+        "PyTorch; the export fixes the model, so --adapters, --sam2, --device and --precision "
+        "do not apply.", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", help="Threads reading targets ahead and writing outputs behind the model "
         "(0: none; default: one per CPU core, at most 4). Outputs do not depend on it.",
@@ -79,7 +83,7 @@ def predict(
         "(labelstudio.json).")] = "png",
     polygons: Annotated[bool, typer.Option(
         "--polygons", help="coco and labelstudio: exact polygons instead of RLE / brush masks "
-        "(needs OpenCV: pip install 'sansa-cli[labels]').")] = False,
+        "(needs OpenCV: pip install 'sansa-cli\\[labels]').")] = False,
     min_area: Annotated[int, typer.Option(
         "--min-area", help="Drop instances (connected parts) smaller than this, in pixels.")] = 0,
     min_score: Annotated[float, typer.Option(
@@ -117,14 +121,33 @@ def predict(
         first, targets = _first_reference(ref_image, mask_and_targets or [], points, neg_points,
                                           box, scribble)
         refs = [first] + _pairs(ref or [], ref_markings or [])
+    if onnx is not None:
+        _onnx_fixes_the_model(adapters, sam2, sam2_checkpoint, device, precision,
+                              allow_base_mismatch)
     run_predict(PredictJob(
         references=refs, targets=targets, out=out, labels=labels,
         overlay=overlay, json=json_summary, adapters=adapters or "default", sam2=sam2,
         sam2_checkpoint=sam2_checkpoint, device=device.value, precision=precision.value,
         batch_size=batch_size, allow_base_mismatch=allow_base_mismatch,
         input_profile=list(input_profile or []), workers=workers, resume=resume,
-        recursive=recursive, html=html,
+        recursive=recursive, html=html, onnx=onnx,
     ))
+
+
+def _onnx_fixes_the_model(adapters, sam2, checkpoint, device, precision, mismatch) -> None:
+    """Refuse model options with ``--onnx`` (the export fixes the model), naming them."""
+    from sansa_cli.errors import UserInputError
+
+    given = [flag for flag, value in (("--adapters", adapters), ("--sam2", sam2),
+                                      ("--sam2-checkpoint", checkpoint),
+                                      ("--allow-base-mismatch", mismatch or None))
+             if value is not None]
+    given += [f"--{name} {value.value}" for name, value in (("device", device),
+                                                            ("precision", precision))
+              if value.value != "auto"]
+    if given:
+        raise UserInputError(f"--onnx runs the model its export fixed: drop {', '.join(given)} "
+                             "(export again with sansa export-onnx to change it)")
 
 
 def _first_reference(image, rest, points, neg_points, box, scribble):

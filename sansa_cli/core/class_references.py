@@ -340,7 +340,7 @@ def _points(value, what: str, where: str) -> tuple[tuple[float, float], ...]:
 
 def _check_sizes(image: Path, marking) -> None:
     """The marking fits the image: a mask or scribble of its size, clicks and box inside it."""
-    from sansa_cli.core.prompts import _coords_and_labels
+    from sansa_cli.core.prompts import coords_and_labels
 
     width, height = _upright_size(image, "image")
     if isinstance(marking, (Path, Scribble)):
@@ -351,7 +351,7 @@ def _check_sizes(image: Path, marking) -> None:
             raise UserInputError(f"{what} {file} is {w}x{h} but image {image} is "
                                  f"{width}x{height}; give the {what} of that image at its size")
     else:
-        _coords_and_labels(marking, width, height)
+        coords_and_labels(marking, width, height)
 
 
 def _describe(marking) -> str:

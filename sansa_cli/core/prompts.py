@@ -92,7 +92,7 @@ def point_inputs(prompt: Prompt, width: int, height: int, image_size: int):
     space, labels 1 (object), 0 (background), 2/3 (box corners). Checks the prompt first."""
     import torch
 
-    coords, labels = _coords_and_labels(prompt, width, height)
+    coords, labels = coords_and_labels(prompt, width, height)
     scale = np.array([image_size / width, image_size / height], dtype=np.float32)
     return {
         "point_coords": torch.from_numpy(np.asarray(coords, np.float32) * scale)[None],
@@ -106,7 +106,9 @@ def _inside(x, y, width, height, what) -> None:
                              "image; give pixel coordinates inside it")
 
 
-def _coords_and_labels(prompt: Prompt, width: int, height: int):
+def coords_and_labels(prompt: Prompt, width: int, height: int):
+    """SAM2's point coordinates (pixels of the reference) and labels for ``prompt`` (1 object,
+    0 background, 2/3 a box's corners); a point outside the image is refused."""
     if isinstance(prompt, Box):
         _inside(prompt.x0, prompt.y0, width, height, "box corner")
         _inside(prompt.x1, prompt.y1, width, height, "box corner")

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from sansa_cli.core.images import ImageLike, load_image, reference_pair
-from sansa_cli.core.prompts import Prompt, _coords_and_labels, is_prompt
+from sansa_cli.core.prompts import Prompt, coords_and_labels, is_prompt
 
 
 @dataclass
@@ -25,7 +25,7 @@ def load_reference(image: ImageLike, marking) -> Reference:
     (:class:`~sansa_cli.core.prompts.Points`, ``Box``, ``Scribble``)."""
     if is_prompt(marking):
         img = load_image(image)
-        _coords_and_labels(marking, img.width, img.height)  # raises on a bad prompt
+        coords_and_labels(marking, img.width, img.height)  # raises on a bad prompt
         return Reference(img, None, marking)
     img, mask = reference_pair(image, marking)
     return Reference(img, mask, None)

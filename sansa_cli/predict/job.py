@@ -30,6 +30,7 @@ class PredictJob:
     resume: bool = False  # skip targets a previous run into --out finished
     recursive: bool = False  # walk subfolders of target folders, mirror them under --out
     html: bool = False  # OUT/index.html, a page to review the run
+    onnx: Path | None = None  # an ONNX export (sansa export-onnx): run it without torch
 
 
 def output_paths(out_dir: Path, targets: list[Path], inputs: list[Path], overlays: bool,
@@ -120,6 +121,9 @@ def run_predict(job: PredictJob) -> None:
 
 def check_run_options(job) -> None:
     """The options of a run over many targets, before any file is read."""
+    if job.onnx is not None and job.labels is not None and job.labels.wanted():
+        raise UserInputError("--onnx segments one class into 0/255 masks; --references, "
+                             "--format and instance filters need the torch model (drop --onnx)")
     if job.workers is not None and job.workers < 0:
         raise UserInputError(f"--workers {job.workers} must be 0 (no threads) or more")
     if job.out is None and (job.resume or job.html):
@@ -149,6 +153,7 @@ def run_settings(job) -> dict:
             "adapters": str(job.adapters), "sam2": job.sam2,
             "sam2_checkpoint": None if job.sam2_checkpoint is None else str(job.sam2_checkpoint),
             "precision": job.precision, "input_profile": list(job.input_profile),
+            "onnx": None if job.onnx is None else str(Path(job.onnx).resolve()),
             "labels": None if labels is None or not labels.wanted() else labels.settings()}
 
 
@@ -172,6 +177,11 @@ def open_journal(job, settings: dict):
 
 def _check_model_options(job: PredictJob) -> None:
     """The model's names and files, from their headers, before any warning or work."""
+    if job.onnx is not None:
+        from sansa_cli.onnx.manifest import read_manifest
+
+        read_manifest(job.onnx)
+        return
     from sansa_cli.artifacts.adapter_file import read_adapter_info
     from sansa_cli.core.assemble import base_spec
 
@@ -191,16 +201,25 @@ def locked_out(out: Path | None):
     return output_lock(out) if out is not None else contextlib.nullcontext()
 
 
+def load(job: PredictJob):
+    """The model: sansa's (torch), or an ONNX export run by onnxruntime (no torch)."""
+    if job.onnx is not None:
+        from sansa_cli.onnx_runtime import OnnxSansa
+
+        return OnnxSansa(job.onnx, job.batch_size or 1, job.input_profile)
+    from sansa_cli.api import load_model
+
+    return load_model(sam2=job.sam2, sam2_checkpoint=job.sam2_checkpoint,
+                      adapters=job.adapters, device=job.device,
+                      precision=job.precision, batch_size=job.batch_size,
+                      allow_base_mismatch=job.allow_base_mismatch,
+                      input_profile=job.input_profile)
+
+
 def _segment_all(job: PredictJob, references, targets, names, plans, journal, console) -> None:
     from rich.console import Console
 
-    from sansa_cli.api import load_model
-
-    model = load_model(sam2=job.sam2, sam2_checkpoint=job.sam2_checkpoint,
-                       adapters=job.adapters, device=job.device,
-                       precision=job.precision, batch_size=job.batch_size,
-                       allow_base_mismatch=job.allow_base_mismatch,
-                       input_profile=job.input_profile)
+    model = load(job)
     plan, thumbs = plans
     start = time.perf_counter()
     memory = model.encode_references(references)
@@ -352,6 +371,12 @@ def adapter_record(model) -> dict:
 
     from sansa_cli.artifacts.hashing import sha256_file
 
+    manifest = getattr(model, "manifest", None)
+    if manifest is not None:  # an ONNX export: as its manifest records the file
+        adapters = manifest.values.get("adapters", {})
+        return {"adapter_file": adapters.get("file"), "adapter_sha256": adapters.get("sha256"),
+                "input_profile": dataclasses.asdict(model.profile),
+                "onnx": str(manifest.folder.resolve())}
     path = model.adapter_file
     return {"adapter_file": None if path is None else str(Path(path).resolve()),
             "adapter_sha256": None if path is None else sha256_file(path),
@@ -374,12 +399,19 @@ def _summary(job, model, seconds: float) -> dict:
     return {
         "references": [{"image": str(i), "marking": str(m)} for i, m in job.references],
         "sam2": model.base_name,
-        "adapters": getattr(model.strategy, "name", None),
+        "adapters": _strategy_name(model),
         **adapter_record(model),
         "device": str(model.device),
         "precision": model.precision,
         "seconds_total": round(seconds, 3),
     }
+
+
+def _strategy_name(model) -> str | None:
+    manifest = getattr(model, "manifest", None)
+    if manifest is not None:
+        return manifest.values.get("adapters", {}).get("strategy")
+    return getattr(model.strategy, "name", None)
 
 
 def write_summary_json(path: Path, header: dict, rows) -> None:

@@ -16,7 +16,6 @@ sansa modules that need neither torch nor sam2.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -207,28 +206,9 @@ class OnnxSansa:
                 on_batch: Callable[[int], None] | None = None) -> Iterator[OnnxPrediction]:
         """Yield one :class:`OnnxPrediction` per target (a path, PIL image or array), in order,
         reusing ``memory``."""
-        size = batch_size or self.batch_size
-        pending: list = []
-        for target in targets:
-            pending.append(target)
-            if len(pending) == size:
-                yield from self._segment_batch(memory, pending, on_batch)
-                pending = []
-        if pending:
-            yield from self._segment_batch(memory, pending, on_batch)
+        from sansa_cli.core.batches import segment_in_batches
 
-    def _segment_batch(self, memory: OnnxMemory, targets: list,
-                       on_batch: Callable[[int], None] | None) -> list[OnnxPrediction]:
-        start = time.perf_counter()
-        prepared = [self.prepare(target) for target in targets]
-        raws = self.decode(memory, self.encode_prepared(prepared))
-        results = [raw.finish(t.size) for raw, t in zip(raws, prepared)]
-        per_target = (time.perf_counter() - start) / len(targets)
-        for target, result in zip(targets, results):
-            result.source, result.seconds = describe(target), per_target
-        if on_batch:
-            on_batch(len(targets))
-        return results
+        return segment_in_batches(self, memory, targets, batch_size or self.batch_size, on_batch)
 
     def predict(self, references: Sequence, targets: Sequence,
                 batch_size: int | None = None) -> list[OnnxPrediction]:

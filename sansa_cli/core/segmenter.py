@@ -10,7 +10,6 @@ The reference memory is computed once and reused for every target; targets run i
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -218,28 +217,9 @@ class SansaModel:
                 batch_size: int | None = None,
                 on_batch: Callable[[int], None] | None = None) -> Iterator[Prediction]:
         """Yield one :class:`Prediction` per target, in order, reusing ``memory``."""
-        size = batch_size or self.batch_size
-        pending: list[ImageLike] = []
-        for target in targets:
-            pending.append(target)
-            if len(pending) == size:
-                yield from self._segment_batch(memory, pending, on_batch)
-                pending = []
-        if pending:
-            yield from self._segment_batch(memory, pending, on_batch)
+        from sansa_cli.core.batches import segment_in_batches
 
-    def _segment_batch(self, memory: ReferenceMemory, targets: list[ImageLike],
-                       on_batch: Callable[[int], None] | None) -> list[Prediction]:
-        start = time.perf_counter()
-        prepared = [self.prepare(t) for t in targets]
-        raws = self.decode(memory, self.encode_prepared(prepared))
-        results = [raw.finish(t.size) for raw, t in zip(raws, prepared)]
-        per_target = (time.perf_counter() - start) / len(targets)
-        for target, result in zip(targets, results):
-            result.source, result.seconds = describe(target), per_target
-        if on_batch:
-            on_batch(len(targets))
-        return results
+        return segment_in_batches(self, memory, targets, batch_size or self.batch_size, on_batch)
 
     def label(self, classes: Sequence, targets: Iterable[ImageLike], batch_size: int | None = None,
               min_area: int = 0, min_score: float = 0.0):

@@ -391,3 +391,21 @@ def test_a_target_given_twice_is_refused(tmp_path):
     writer.add(LabelledImage(tmp_path / "x.jpg", W, H))
     with pytest.raises(UserInputError, match="given twice"):
         writer.add(LabelledImage(tmp_path / "x.jpg", W, H))
+
+
+def test_an_instance_from_a_shared_label_map_writes_as_its_mask(tmp_path):
+    from sansa_cli.core.components import Component, connected_components
+
+    mask = SHAPES["disk"] | np.roll(SHAPES["disk"], W // 2, axis=1)
+    labels, count = connected_components(mask)
+    parts = [Component(labels, i, int((labels == i).sum())) for i in range(1, count + 1)]
+    lazy = [Instance(1, part, 0.8) for part in parts]
+    eager = [Instance(1, part.mask(), 0.8) for part in parts]
+    assert all(a.shape == b.shape and np.array_equal(a.mask, b.mask) for a, b in zip(lazy, eager))
+    written = {}
+    for name, instances in (("lazy", lazy), ("eager", eager)):
+        out = tmp_path / name
+        CocoWriter(out, CLASSES).add_all([LabelledImage(tmp_path / "t.jpg", W, H, instances)])
+        written[name] = json.loads((out / "coco.json").read_text())["annotations"]
+    assert written["lazy"] == written["eager"] and len(written["lazy"]) == count
+    assert Instance(0, Component(labels, count + 1, 0), 0.5).is_empty()

@@ -9,7 +9,27 @@ part of a mask (prompt sampling).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Component:
+    """One component of a shared label map: its mask is made only when asked for, so a mask
+    split into many parts holds one label map, not a full-size mask per part."""
+
+    labels: np.ndarray  # int32 HxW, shared by every component of the map
+    index: int  # this component's label
+    area: int  # its pixels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.labels.shape
+
+    def mask(self) -> np.ndarray:
+        """The component as a bool HxW mask (a new array each call)."""
+        return self.labels == self.index
 
 
 def _runs(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

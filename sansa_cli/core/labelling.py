@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from sansa_cli.core import pseudo_video as pv
-from sansa_cli.core.components import connected_components
+from sansa_cli.core.components import Component, connected_components
 from sansa_cli.core.device import autocast
 from sansa_cli.core.images import ImageLike, describe
 from sansa_cli.errors import UserInputError
@@ -47,14 +47,19 @@ class ClassMemory:
 
 @dataclass
 class Instance:
-    """One connected part of a class's mask in one target."""
+    """One connected part of a class's mask in one target; its full-size ``mask`` is made
+    when read (the parts of a class share one label map)."""
 
-    mask: np.ndarray  # bool, the target's size
+    component: Component
     score: float
 
     @property
+    def mask(self) -> np.ndarray:
+        return self.component.mask()  # bool, the target's size
+
+    @property
     def area(self) -> int:
-        return int(self.mask.sum())
+        return self.component.area
 
 
 @dataclass
@@ -160,14 +165,15 @@ def _instances(logits: torch.Tensor, iou: float, presence: float | None, min_are
     for i in range(1, count + 1):
         score = float(sums[i] / areas[i]) * shared
         if areas[i] >= max(min_area, 1) and score >= min_score:
-            kept.append(Instance(labels == i, score))
+            kept.append(Instance(Component(labels, i, int(areas[i])), score))
     return kept
 
 
 def _semantic(logits: torch.Tensor, results: list[ClassResult]) -> np.ndarray:
     """0 background, k + 1 where class k's kept instances win by logit."""
-    kept = np.stack([np.any([inst.mask for inst in r.instances], axis=0) if r.instances
-                     else np.zeros(r.mask.shape, bool) for r in results])
+    kept = np.stack([np.isin(r.instances[0].component.labels,
+                             [inst.component.index for inst in r.instances])
+                     if r.instances else np.zeros(r.mask.shape, bool) for r in results])
     scores = np.where(kept, logits.numpy(), -np.inf)
     winner = scores.argmax(axis=0)
     return np.where(kept.any(axis=0), winner + 1, 0).astype(np.uint8)

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sansa_cli.core.components import Component
 from sansa_cli.errors import UserInputError
 
 #: a palette PNG holds class indices 1..255 (0 is background)
@@ -28,26 +29,43 @@ class ClassInfo:
     category_id: int | None = None
 
 
-@dataclass
 class Instance:
     """One object of one class in one image.
 
-    ``mask`` is HxW at the image's size (anything non-zero is the object; stored as bool).
-    ``score`` is the confidence in [0, 1]. Writers skip instances whose mask is empty.
+    ``mask`` is HxW at the image's size (anything non-zero is the object; stored as bool), or a
+    :class:`~sansa_cli.core.components.Component` of a shared label map, made into a mask only
+    when a writer reads it (an image with hundreds of parts then holds one map, not a mask per
+    part). ``score`` is the confidence in [0, 1]. Writers skip instances whose mask is empty.
     """
 
-    class_index: int
-    mask: np.ndarray
-    score: float
-
-    def __post_init__(self) -> None:
-        self.class_index = int(self.class_index)
-        self.mask = np.asarray(self.mask).astype(bool, copy=False)
-        if self.mask.ndim != 2:
-            raise UserInputError(f"an instance mask must be 2-D (HxW), got shape {self.mask.shape}")
-        self.score = float(self.score)
+    def __init__(self, class_index: int, mask, score: float) -> None:
+        self.class_index = int(class_index)
+        if isinstance(mask, Component):
+            self._source = mask
+        else:
+            self._source = np.asarray(mask).astype(bool, copy=False)
+            if self._source.ndim != 2:
+                raise UserInputError(f"an instance mask must be 2-D (HxW), got shape "
+                                     f"{self._source.shape}")
+        self.score = float(score)
         if not (math.isfinite(self.score) and 0.0 <= self.score <= 1.0):
             raise UserInputError(f"an instance score must lie in [0, 1], got {self.score}")
+
+    @property
+    def mask(self) -> np.ndarray:
+        source = self._source
+        return source.mask() if isinstance(source, Component) else source
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self._source.shape)
+
+    def is_empty(self) -> bool:
+        source = self._source
+        return source.area == 0 if isinstance(source, Component) else not source.any()
+
+    def __repr__(self) -> str:
+        return f"Instance(class_index={self.class_index}, shape={self.shape}, score={self.score})"
 
 
 @dataclass
@@ -75,8 +93,8 @@ class LabelledImage:
         self.width, self.height = int(self.width), int(self.height)  # JSON needs Python ints
         size = (self.height, self.width)
         for instance in self.instances:
-            if instance.mask.shape != size:
-                raise UserInputError(f"{self.path}: an instance mask is {instance.mask.shape} "
+            if instance.shape != size:
+                raise UserInputError(f"{self.path}: an instance mask is {instance.shape} "
                                      f"(HxW) but the image is {size}")
         if self.semantic is not None:
             self.semantic = np.asarray(self.semantic)
@@ -86,7 +104,7 @@ class LabelledImage:
 
     def present(self) -> list[Instance]:
         """The instances whose masks are not empty (the ones every writer writes)."""
-        return [instance for instance in self.instances if instance.mask.any()]
+        return [instance for instance in self.instances if not instance.is_empty()]
 
 
 def check_classes(classes: Sequence[ClassInfo]) -> list[ClassInfo]:

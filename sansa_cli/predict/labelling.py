@@ -245,7 +245,7 @@ def _write(target: Path, name: str, result, writers, job, options) -> dict:
     from sansa_cli.labels import Instance, LabelledImage
 
     height, width = result.size
-    instances = [Instance(k, inst.mask, inst.score)
+    instances = [Instance(k, inst.component, inst.score)
                  for k, cls in enumerate(result.classes) for inst in cls.instances]
     image = LabelledImage(target, width, height, instances, result.semantic, name=name)
     records = {}

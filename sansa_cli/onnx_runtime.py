@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from sansa_cli.core.batches import Prediction
 from sansa_cli.core.images import describe, load_image
 from sansa_cli.core.input_profile import apply_profile_options, profile_from_json
 from sansa_cli.core.prompts import coords_and_labels
@@ -31,20 +32,8 @@ from sansa_cli.onnx.arrays import mask_to_input, preprocess, resize_bilinear, ro
 from sansa_cli.onnx.manifest import GRAPHS, MANIFEST_NAME, Manifest, read_manifest
 
 
-@dataclass
-class OnnxPrediction:
-    """One target's result, as :class:`sansa_cli.core.segmenter.Prediction`."""
-
-    mask: np.ndarray  # bool, the target's size
-    predicted_iou: float
-    object_score: float | None  # probability the object is present (None: no such head)
-    low_res_logits: np.ndarray = field(repr=False)  # [S/4, S/4]
-    source: str = ""
-    seconds: float = 0.0
-
-    @property
-    def area(self) -> int:
-        return int(self.mask.sum())
+#: one target's result: the same class as the torch model's (mask, predicted IoU, object score)
+OnnxPrediction = Prediction
 
 
 @dataclass

@@ -10,9 +10,28 @@ torch here, so the torch-free runtime shares it.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+
 from sansa_cli.core.images import describe
+
+
+@dataclass
+class Prediction:
+    """One target's result: ``mask`` (bool, target's original size) and its scores."""
+
+    mask: np.ndarray
+    predicted_iou: float  # the decoder's own estimate of the kept mask's IoU (not measured)
+    object_score: float | None  # probability that the object is present (None: no such head)
+    low_res_logits: np.ndarray = field(repr=False)  # [S/4, S/4] mask logits before upsampling
+    source: str = ""
+    seconds: float = 0.0
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
 
 
 def segment_in_batches(model, memory, targets: Iterable, batch_size: int,

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from sansa_cli.core import pseudo_video as pv
+from sansa_cli.core.batches import Prediction  # noqa: F401  (public here too)
 from sansa_cli.core.input_profile import VIDEO_PREDICTOR, InputProfile
 from sansa_cli.core.device import autocast
 from sansa_cli.core.images import (
@@ -30,22 +31,6 @@ from sansa_cli.core.images import (
 from sansa_cli.core.prompts import point_inputs
 from sansa_cli.core.references import Reference, load_reference
 from sansa_cli.errors import UserInputError
-
-
-@dataclass
-class Prediction:
-    """One target's result: ``mask`` (bool, target's original size) and its scores."""
-
-    mask: np.ndarray
-    predicted_iou: float  # the decoder's own estimate of the kept mask's IoU (not measured)
-    object_score: float | None  # probability that the object is present (None: no such head)
-    low_res_logits: np.ndarray = field(repr=False)  # [S/4, S/4] mask logits before upsampling
-    source: str = ""
-    seconds: float = 0.0
-
-    @property
-    def area(self) -> int:
-        return int(self.mask.sum())
 
 
 @dataclass

@@ -60,9 +60,12 @@ class PaletteWriter(LabelWriter):
         self._claim(image.output_name, image, "the palette PNG name")
         picture = Image.fromarray(semantic_map(image))
         picture.putpalette(self._palette)  # an "L" image becomes "P", keeping its values
-        path = self.out / f"{image.output_name}.png"
+        (path,) = self.image_files(image.output_name)
         write_bytes_atomic(path, png_bytes(picture))
         return {"file": str(path)}
+
+    def image_files(self, name: str) -> list[Path]:
+        return [self.out / f"{name}.png"]
 
     def close(self) -> list[Path]:
         path = self.out / "classes.txt"

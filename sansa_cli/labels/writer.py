@@ -51,6 +51,10 @@ class LabelWriter:
             self.add(image)
         return self.close()
 
+    def image_files(self, name: str) -> list[Path]:
+        """The files this writer writes for the image whose output name is ``name``."""
+        return []
+
     def close(self) -> list[Path]:
         """Write the collection files; returns every path this writer wrote."""
         raise NotImplementedError

@@ -51,9 +51,12 @@ class YoloWriter(LabelWriter):
     def _add(self, image: LabelledImage) -> dict:
         # per-image files only: the record names the file for a resumed run's list
         self._claim(image.output_name, image, "the YOLO label name")
-        path = self.folder / "labels" / f"{image.output_name}.txt"
+        (path,) = self.image_files(image.output_name)
         write_bytes_atomic(path, "".join(f"{line}\n" for line in label_lines(image)).encode())
         return {"file": str(path)}
+
+    def image_files(self, name: str) -> list[Path]:
+        return [self.folder / "labels" / f"{name}.txt"]
 
     def close(self) -> list[Path]:
         import yaml

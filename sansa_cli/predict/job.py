@@ -63,7 +63,7 @@ def check_targets(targets: list[Path], console) -> None:
 
 def check_out(out: Path, targets: list[Path], inputs: list[Path], overlay: bool,
               names: dict[Path, str] | None = None) -> dict:
-    """The output plan (see :func:`~sansa_cli.predict.outputs.output_paths`) once ``out`` is a
+    """The output plan (see :func:`output_paths`) once ``out`` is a
     writable folder that holds no target (its masks would be targets of the next run there)."""
     from sansa_cli.artifacts.files import check_output_dir
 
@@ -318,12 +318,13 @@ def _finish(item, raw, plan, pictures, job) -> tuple[dict, list[Path]]:
         outputs += pictures.draw(target, prepared.image, layers, overlay_path)
     result.seconds = time.perf_counter() - started
     row = _target_row(target, result, plan, job)
-    row["overlay"] = _relative(overlay_path, job.out) if target in plan else None
-    row["thumbnail"] = _relative(pictures.thumbs.get(target), job.out)
+    row["overlay"] = relative(overlay_path, job.out) if target in plan else None
+    row["thumbnail"] = relative(pictures.thumbs.get(target), job.out)
     return row, outputs
 
 
-def _relative(path: Path | None, out: Path | None) -> str | None:
+def relative(path: Path | None, out: Path | None) -> str | None:
+    """``path`` relative to the output folder, as the summaries name files (None: none)."""
     return None if path is None else path.relative_to(out).as_posix()
 
 
@@ -399,7 +400,7 @@ def _summary(job, model, seconds: float) -> dict:
     return {
         "references": [{"image": str(i), "marking": str(m)} for i, m in job.references],
         "sam2": model.base_name,
-        "adapters": _strategy_name(model),
+        "adapters": strategy_name(model),
         **adapter_record(model),
         "device": str(model.device),
         "precision": model.precision,
@@ -407,7 +408,8 @@ def _summary(job, model, seconds: float) -> dict:
     }
 
 
-def _strategy_name(model) -> str | None:
+def strategy_name(model) -> str | None:
+    """The adapter strategy of the model (of an ONNX export: as its manifest records it)."""
     manifest = getattr(model, "manifest", None)
     if manifest is not None:
         return manifest.values.get("adapters", {}).get("strategy")
@@ -439,7 +441,7 @@ def write_page(out: Path, header: dict, rows, total: int, classes: list[str] | N
             found = [ReviewClass(c["name"], c["predicted_iou"],
                                  sum(i["area"] for i in c["instances"]) / pixels, k)
                      for k, c in enumerate(row["classes"])]
-        return ReviewItem(row.get("name") or Path(row["image"]).name, row.get("thumbnail"),
+        return ReviewItem(Path(row["image"]).name, row.get("thumbnail"),
                           row.get("overlay") or row.get("mask"), found)
 
     write_review_page(out, (item(row) for row in rows), f"sansa predict: {total} targets",

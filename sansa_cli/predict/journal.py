@@ -45,20 +45,22 @@ class Journal:
             data = data[:data.rfind(b"\n") + 1]
             with open(self.path, "r+b") as f:
                 f.truncate(len(data))
-        lines = data.decode("utf-8", "replace").split("\n")
+        raw = data.split(b"\n")
+        lines = [line.decode("utf-8", "replace") for line in raw]
         rows = read_json_lines(self.path, lines, "delete it to start over (or drop --resume)")
         if not rows or not isinstance(rows[0], dict) or "settings" not in rows[0]:
             raise UserInputError(f"{self.path} is not a sansa predict journal; delete it to "
                                  "start over")
         _check_same(rows[0]["settings"], settings, self.path)
-        offset = 0
-        for line in lines:
-            if line.strip():
-                row = json.loads(line)
-                if "key" in row:
-                    self._offsets[row["key"]] = offset
-                    self._outputs[row["key"]] = row.get("outputs", {})
-            offset += len(line.encode()) + 1
+        starts, offset = [], 0
+        for line, text in zip(raw, lines):
+            if text.strip():  # the lines read_json_lines parsed (no torn tail is left)
+                starts.append(offset)
+            offset += len(line) + 1
+        for start, row in zip(starts, rows):
+            if "key" in row:
+                self._offsets[row["key"]] = start
+                self._outputs[row["key"]] = row.get("outputs", {})
 
     def has_rows(self) -> bool:
         """Whether an earlier run recorded any finished target."""
@@ -119,12 +121,6 @@ class Journal:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _check_same(old: dict, new: dict, path: Path) -> None:

@@ -159,23 +159,31 @@ def _label_all(job, options: LabelOptions, classes, targets, names, plans, journ
                console) -> None:
     from rich.console import Console
 
-    from sansa_cli.api import load_model
     from sansa_cli.core import labelling
-    from sansa_cli.predict.job import Pictures, remaining, run_with_progress, timed, write_page
+    from sansa_cli.predict.job import (
+        Pictures,
+        load,
+        relative,
+        remaining,
+        run_with_progress,
+        strategy_name,
+        timed,
+        write_page,
+    )
     from sansa_cli.predict.pipeline import Stages
 
-    model = load_model(sam2=job.sam2, sam2_checkpoint=job.sam2_checkpoint,
-                       adapters=job.adapters, device=job.device, precision=job.precision,
-                       batch_size=job.batch_size, allow_base_mismatch=job.allow_base_mismatch,
-                       input_profile=job.input_profile)
+    model = load(job)
     start = time.perf_counter()
     encoded = labelling.encode_classes(model, classes)
     writers = _writers(job, options, classes, targets)
     plan, thumbs = plans
     pictures = Pictures.for_run(job, thumbs, [(c.name, c.memory) for c in encoded])
-    planned = {t: [*_planned(job, options, writers, names[t], len(classes)),
+    one_mask = "png" in options.formats and len(classes) == 1  # the one-class 0/255 mask
+    planned = {t: [*([plan[t][0]] if one_mask else []),
+                   *(f for w in writers for f in w.image_files(names[t])),
                    *(p for p in (plan[t][1], thumbs.get(t)) if p is not None)]
                for t in targets}
+    names_of_classes = [c.name for c in encoded]
     todo = remaining(targets, names, planned, journal, job.out, console)
 
     def step(items):
@@ -185,20 +193,20 @@ def _label_all(job, options: LabelOptions, classes, targets, names, plans, journ
 
     def finish(item, raw):
         prepared, started = item
-        result = raw.finish(prepared.size, [c.name for c in encoded], options.min_area,
+        result = raw.finish(prepared.size, names_of_classes, options.min_area,
                             options.min_score)
         result.seconds = time.perf_counter() - started
         target = Path(prepared.source)
-        records = _write(target, names[target], result, writers, job, options)
+        records = _write(target, names[target], result, writers,
+                         plan[target][0] if one_mask else None)
         overlay = plan[target][1]
         if overlay is not None or target in thumbs:
             from sansa_cli.predict.outputs import label_layers
 
             pictures.draw(target, prepared.image, label_layers(result), overlay)
         row = {**_row(target, result), "labels": records,
-               "overlay": None if overlay is None else overlay.relative_to(job.out).as_posix(),
-               "thumbnail": None if target not in thumbs
-               else thumbs[target].relative_to(job.out).as_posix()}
+               "overlay": relative(overlay, job.out),
+               "thumbnail": relative(thumbs.get(target), job.out)}
         return row, planned[target]
 
     stages = Stages(prepare=timed(model.prepare), step=step, finish=finish)
@@ -209,7 +217,7 @@ def _label_all(job, options: LabelOptions, classes, targets, names, plans, journ
         for writer in writers:
             writer.keep(row["labels"].get(type(writer).__name__))
     written = [path for writer in writers for path in writer.close()]
-    summary = {"sam2": model.base_name, "adapters": getattr(model.strategy, "name", None),
+    summary = {"sam2": model.base_name, "adapters": strategy_name(model),
                "classes": [c.name for c in classes], "formats": options.formats,
                "min_area": options.min_area, "min_score": options.min_score,
                "device": str(model.device), "precision": model.precision,
@@ -225,23 +233,9 @@ def _label_all(job, options: LabelOptions, classes, targets, names, plans, journ
     _print_summary(Console(), summary, shown, len(targets), job.out, len(written))
 
 
-def _planned(job, options, writers, name: str, class_count: int) -> list[Path]:
-    """The per-image files a target gets (checked by ``--resume``)."""
-    from sansa_cli.labels import PaletteWriter, YoloWriter
-
-    files = []
-    if "png" in options.formats and class_count == 1:
-        files.append(job.out / f"{name}.png")
-    for writer in writers:
-        if isinstance(writer, PaletteWriter):
-            files.append(job.out / f"{name}.png")
-        elif isinstance(writer, YoloWriter):
-            files.append(writer.folder / "labels" / f"{name}.txt")
-    return files
-
-
-def _write(target: Path, name: str, result, writers, job, options) -> dict:
-    """Write one target's per-image files; its records for the collection files."""
+def _write(target: Path, name: str, result, writers, one_mask: Path | None) -> dict:
+    """Write one target's per-image files (and ``one_mask``, the one-class 0/255 mask, when
+    given); its records for the collection files."""
     from sansa_cli.labels import Instance, LabelledImage
 
     height, width = result.size
@@ -251,10 +245,10 @@ def _write(target: Path, name: str, result, writers, job, options) -> dict:
     records = {}
     for writer in writers:  # names were checked unique before any work: safe in threads
         records[type(writer).__name__] = writer.encode(image)
-    if "png" in options.formats and len(result.classes) == 1:  # the one-class 0/255 mask
+    if one_mask is not None:
         from sansa_cli.artifacts.masks import write_mask
 
-        write_mask(job.out / f"{name}.png", result.semantic > 0)
+        write_mask(one_mask, result.semantic > 0)
     return records
 
 
